@@ -1,0 +1,31 @@
+"""Persistence: everything the API keeps lives in one SQLite file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from megamind.store.accounts import AccountStore
+from megamind.store.db import Database
+from megamind.store.executors import ExecutorStore
+from megamind.store.logs import LogStore
+from megamind.store.tasks import TaskStore
+
+
+@dataclass
+class Store:
+    db: Database
+    accounts: AccountStore
+    executors: ExecutorStore
+    tasks: TaskStore
+    logs: LogStore
+
+    @classmethod
+    async def open(cls, path: str | Path) -> "Store":
+        db = Database(path)
+        await db.open()
+        return cls(db, AccountStore(db), ExecutorStore(db), TaskStore(db), LogStore(db))
+
+    async def close(self) -> None:
+        await self.logs.flush()
+        await self.db.close()

@@ -1,0 +1,97 @@
+"""The application factory: every resource is opened and closed in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from megamind.api.auth import Authenticator
+from megamind.api.hub import ExecutorHub
+from megamind.api.keys import auth_key, background_key, config_key, hub_key, store_key
+from megamind.api.middlewares import customer_auth_middleware, error_middleware
+from megamind.api.routes import setup_routes
+from megamind.config import ServerConfig
+from megamind.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCAL_ACCOUNT = "local"
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, customer_auth_middleware],
+        client_max_size=config.max_body_bytes,
+    )
+    app[config_key] = config
+    app.cleanup_ctx.extend([store_ctx, hub_ctx, background_ctx])
+    setup_routes(app)
+    return app
+
+
+async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    store = await Store.open(config.db_path)
+    if config.create_local_account:
+        await _ensure_local_account(store, config)
+    app[store_key] = store
+    app[auth_key] = Authenticator(store, config.key_cache_ttl_s)
+    yield
+    await store.close()
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[hub_key] = hub = ExecutorHub(app[store_key], app[config_key].heartbeat_s)
+    yield
+    await hub.close()
+
+
+async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+    config, store = app[config_key], app[store_key]
+
+    async def expire_setup() -> None:
+        expired = await store.tasks.expire_setup(time.time() - config.setup_timeout_s)
+        for taskid, hwid in expired:
+            log.warning("task %s on %s timed out in setup", taskid, hwid)
+
+    app[background_key] = tasks = [
+        asyncio.create_task(_every(config.log_flush_s, store.logs.flush), name="flush-logs"),
+        asyncio.create_task(_every(min(30.0, config.setup_timeout_s), expire_setup), name="expire-setup"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("background job %s failed; retrying", getattr(job, "__name__", job))
+
+
+async def _ensure_local_account(store: Store, config: ServerConfig) -> None:
+    """With no flags, the server and a local executor share one account and its key file."""
+    key_file = config.local_account_key_file
+    if key_file.exists() and await store.accounts.exists(LOCAL_ACCOUNT):
+        return
+    if await store.accounts.exists(LOCAL_ACCOUNT):
+        key = await store.accounts.add_key(LOCAL_ACCOUNT)
+    else:
+        _, key = await store.accounts.create(LOCAL_ACCOUNT)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    log.info("local account key written to %s", key_file)

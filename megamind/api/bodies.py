@@ -1,0 +1,74 @@
+"""Reading request bodies and writing JSON answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from marshmallow import Schema, ValidationError
+
+from megamind.errors import BadRequest, ErrorCode, UnsupportedMediaType, ValidationFailed
+
+# Clients of the original document may send JSON as curl's default form type or with
+# no type at all; anything that is plainly not JSON is refused.
+_JSON_COMPATIBLE_TYPES = {
+    "application/json",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(),
+        status=status,
+        content_type="application/json",
+    )
+
+
+def error_response(code: ErrorCode | int, message: str, status: int) -> web.Response:
+    return json_response({"code": int(code), "message": message}, status=status)
+
+
+async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """The body loaded through ``schema``; every way it can be wrong is a clear error."""
+    if request.body_exists and request.content_type not in _JSON_COMPATIBLE_TYPES:
+        raise UnsupportedMediaType(
+            f"the body must be JSON (Content-Type: application/json), not {request.content_type}"
+        )
+    raw = await request.read()  # raises 413 past client_max_size
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text) if text.strip() else None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be a JSON object")
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        raise ValidationFailed(describe_validation_error(exc.messages)) from None
+
+
+def describe_validation_error(messages: Any, prefix: str = "") -> str:
+    """Flatten marshmallow's nested messages into one sentence naming each field."""
+    parts: list[str] = []
+    if isinstance(messages, dict):
+        for field, inner in messages.items():
+            name = f"{prefix}.{field}" if prefix else str(field)
+            if field == "_schema":
+                name = prefix or "body"
+            parts.append(describe_validation_error(inner, name))
+    elif isinstance(messages, list):
+        texts = [m if isinstance(m, str) else describe_validation_error(m, prefix) for m in messages]
+        parts.append(f"{prefix}: {' '.join(texts)}" if prefix else " ".join(texts))
+    else:
+        parts.append(f"{prefix}: {messages}")
+    return "; ".join(parts)

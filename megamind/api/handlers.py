@@ -1,0 +1,122 @@
+"""The six customer calls."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+from megamind.api.bodies import json_response, read_body
+from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
+from megamind.api.schemas import (
+    STATUS_OK,
+    add_task_request_schema,
+    hardware_item_schema,
+    task_id_schema,
+    task_item_schema,
+    task_logs_schema,
+)
+from megamind.errors import ExecutorBusy, ExecutorNotFound, ExecutorOffline
+from megamind.imageref import parse_image
+from megamind.states import visible_state
+from megamind.store.accounts import Account
+
+
+def _account(request: web.Request) -> Account:
+    return request[ACCOUNT]
+
+
+def _run_payload(request: web.Request, image: str, params: str) -> dict[str, str]:
+    """What an agent needs to run the image: where to pull it and what to hand it."""
+    ref = parse_image(image)
+    return {
+        "image": ref.pull_reference(request.app[config_key].registry),
+        "public_image": ref.public,
+        "params": params,
+    }
+
+
+async def gethwlist(request: web.Request) -> web.Response:
+    hub, store = request.app[hub_key], request.app[store_key]
+    busy = await store.tasks.busy_executors()
+    items = []
+    for record in hub.online():
+        if record.hwid in busy:
+            continue
+        hw = record.hardware
+        items.append({
+            "hwid": record.hwid,
+            "gpus": hw.get("gpus", []),
+            "cpus": hw.get("cpus", []),
+            "ram": hw.get("ram", 0),
+            "network": hw.get("network", "unknown"),
+            "calculated_perfomance_rating": hw.get("calculated_perfomance_rating", 0.0),
+            "cost": record.cost,
+        })
+    return json_response(hardware_item_schema.dump(items, many=True))
+
+
+async def addtask(request: web.Request) -> web.Response:
+    body = await read_body(request, add_task_request_schema)
+    store, hub = request.app[store_key], request.app[hub_key]
+    payload = _run_payload(request, body["image"], body["params"])
+    hwid = body["hwid"]
+    if await store.executors.get(hwid) is None:
+        raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
+    if not hub.is_online(hwid):
+        raise ExecutorOffline(f"hwid: executor {hwid} is offline")
+    task, command = await store.tasks.create(
+        _account(request).id, hwid, payload["public_image"], body["params"], payload
+    )
+    await hub.dispatch(command)
+    return json_response(task_id_schema.dump({"taskid": task.taskid}))
+
+
+async def deltask(request: web.Request) -> web.Response:
+    store, hub = request.app[store_key], request.app[hub_key]
+    taskid = request.match_info["taskid"]
+    command = await store.tasks.delete(_account(request).id, taskid)
+    store.logs.forget(taskid)
+    await hub.dispatch(command)
+    return json_response(STATUS_OK)
+
+
+async def gettasklist(request: web.Request) -> web.Response:
+    store, hub = request.app[store_key], request.app[hub_key]
+    tasks = await store.tasks.list_for_account(_account(request).id)
+    items = [
+        {
+            "taskid": t.taskid,
+            "ip": t.ip,
+            "image": t.image,
+            "params": t.params,
+            "state": int(visible_state(t.state, hub.is_online(t.hwid))),
+            "error_msg": t.error_msg,
+        }
+        for t in tasks
+    ]
+    return json_response(task_item_schema.dump(items, many=True))
+
+
+async def restarttask(request: web.Request) -> web.Response:
+    store, hub = request.app[store_key], request.app[hub_key]
+    task = await store.tasks.get(_account(request).id, request.match_info["taskid"])
+    if not hub.is_online(task.hwid):
+        raise ExecutorOffline(f"executor {task.hwid} of task {task.taskid} is offline; retry when it is back")
+    try:
+        command = await store.tasks.restart(
+            task.account_id, task.taskid, _run_payload(request, task.image, task.params)
+        )
+    except ExecutorBusy:
+        raise ExecutorBusy(f"executor {task.hwid} has been taken by another task") from None
+    await hub.dispatch(command)
+    return json_response(STATUS_OK)
+
+
+async def gettasklogs(request: web.Request) -> web.Response:
+    store = request.app[store_key]
+    task = await store.tasks.get(_account(request).id, request.match_info["taskid"])
+    lines = await store.logs.tail(task.taskid)
+    text = "".join(line + "\n" for line in lines)
+    logs_b64 = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return json_response(task_logs_schema.dump({"taskid": task.taskid, "logs_b64": logs_b64}))

@@ -1,0 +1,153 @@
+"""The API's side of the agent channel: one WebSocket per connected executor.
+
+The hub knows which executors are online, hands them commands, and turns what they
+report (hello and inventory, states, log lines, acknowledgements) into store writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from marshmallow import ValidationError
+
+from megamind.api.schemas import hello_schema
+from megamind.protocol import ContainerReport
+from megamind.reconcile import reconcile
+from megamind.states import TaskState
+from megamind.store import Store
+from megamind.store.executors import ExecutorRecord
+from megamind.store.tasks import Command
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+MAX_LINES_PER_BATCH = 20
+MAX_LINE_CHARS = 64 * 1024
+
+
+@dataclass(eq=False)
+class AgentLink:
+    record: ExecutorRecord
+    ws: web.WebSocketResponse
+    sent: set[int] = field(default_factory=set)
+
+    async def send(self, command: Command) -> None:
+        if command.id in self.sent:
+            return
+        self.sent.add(command.id)
+        await self.ws.send_json(command.message())
+
+
+class ProtocolError(Exception):
+    """The agent said something the protocol does not allow; the link is closed."""
+
+
+class ExecutorHub:
+    def __init__(self, store: Store, heartbeat_s: float) -> None:
+        self._store = store
+        self._heartbeat_s = heartbeat_s
+        self._links: dict[str, AgentLink] = {}
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+
+    # --- what the customer API asks --------------------------------------------------
+
+    def is_online(self, hwid: str) -> bool:
+        return hwid in self._links
+
+    def online(self) -> list[ExecutorRecord]:
+        return [link.record for link in self._links.values()]
+
+    async def dispatch(self, command: Command) -> None:
+        """Send now if the agent is here; otherwise it waits, stored, for the reconnect."""
+        link = self._links.get(command.hwid)
+        if link is None:
+            return
+        try:
+            await link.send(command)
+        except (ConnectionError, RuntimeError) as exc:
+            log.info("command %s to %s not sent now (%s); resent on reconnect", command.id, command.hwid, exc)
+
+    # --- the agent channel ------------------------------------------------------------
+
+    async def serve(self, request: web.Request, record: ExecutorRecord) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat_s, max_msg_size=4 * 1024 * 1024)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        link = AgentLink(record, ws)
+        try:
+            await self._greet(link, request.remote or "")
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                await self._handle(link, json.loads(message.data))
+        except (ProtocolError, ValidationError, ValueError, KeyError, TypeError) as exc:
+            log.warning("executor %s broke the protocol: %s", record.hwid, exc)
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:100].encode())
+        except asyncio.TimeoutError:
+            log.warning("executor %s sent no hello in time", record.hwid)
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no hello")
+        finally:
+            if self._links.get(record.hwid) is link:
+                del self._links[record.hwid]
+                log.info("executor %s offline", record.hwid)
+        return ws
+
+    async def _greet(self, link: AgentLink, ip: str) -> None:
+        message = await link.ws.receive_json(timeout=HELLO_TIMEOUT_S)
+        hello = hello_schema.load(message)
+        hwid = link.record.hwid
+        await self._store.executors.update_on_connect(hwid, hello["hardware"], hello["cost"], ip)
+        link.record.hardware, link.record.cost, link.record.ip = hello["hardware"], hello["cost"], ip
+        await self._reconcile(hwid, [ContainerReport.from_message(i) for i in hello["inventory"]])
+        previous = self._links.get(hwid)
+        self._links[hwid] = link
+        if previous is not None:
+            # The agent came back before its old socket was noticed dead.
+            await previous.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
+        await link.ws.send_json({"type": "welcome", "hwid": hwid})
+        for command in await self._store.tasks.pending_commands(hwid):
+            await link.send(command)
+        log.info("executor %s online from %s", hwid, ip)
+
+    async def _reconcile(self, hwid: str, inventory: list[ContainerReport]) -> None:
+        tasks = await self._store.tasks.for_executor(hwid)
+        pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
+        plan = reconcile(tasks, inventory, pending)
+        await self._store.tasks.set_states(hwid, plan.states)
+        for taskid in plan.remove:
+            command = await self._store.tasks.enqueue(hwid, taskid, "remove", {})
+            await self.dispatch(command)
+
+    async def _handle(self, link: AgentLink, message: dict[str, Any]) -> None:
+        hwid = link.record.hwid
+        kind = message.get("type")
+        if kind == "state":
+            state = TaskState(int(message["state"]))
+            if state == TaskState.UNKNOWN:
+                raise ProtocolError("agents report known states only")
+            error_msg = str(message.get("error_msg", ""))[:4096]
+            await self._store.tasks.set_states(hwid, [(str(message["taskid"]), state, error_msg)])
+        elif kind == "logs":
+            lines = message["lines"]
+            if not isinstance(lines, list):
+                raise ProtocolError("logs.lines must be a list")
+            lines = [str(line)[:MAX_LINE_CHARS] for line in lines[-MAX_LINES_PER_BATCH:]]
+            taskid = str(message["taskid"])
+            if await self._store.tasks.is_live_on(hwid, taskid):
+                await self._store.logs.append(taskid, lines, bool(message.get("reset")))
+        elif kind == "ack":
+            await self._store.tasks.ack_command(hwid, int(message["id"]))
+        elif kind == "inventory":
+            await self._reconcile(hwid, [ContainerReport.from_message(i) for i in message["inventory"]])
+        else:
+            raise ProtocolError(f"unknown message type {kind!r}")
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")

@@ -1,0 +1,24 @@
+"""Every typed key the application and its requests carry, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from megamind.config import ServerConfig
+from megamind.store import Store
+
+if TYPE_CHECKING:
+    from megamind.api.auth import Authenticator
+    from megamind.api.hub import ExecutorHub
+
+config_key = web.AppKey("config", ServerConfig)
+store_key = web.AppKey("store", Store)
+hub_key = web.AppKey("hub", "ExecutorHub")
+auth_key = web.AppKey("auth", "Authenticator")
+background_key = web.AppKey("background", list[asyncio.Task])
+
+# Set on the request by the authentication middleware.
+ACCOUNT = "megamind.account"

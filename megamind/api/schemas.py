@@ -1,0 +1,101 @@
+"""Every request and response body of the API, as marshmallow schemas."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+MAX_PARAMS_LENGTH = 64 * 1024
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+# --- customer API ---------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    code = fields.Integer(required=True)
+    message = fields.String(required=True)
+
+
+class HardwareItemSchema(Schema):
+    hwid = fields.String(required=True)
+    gpus = fields.List(fields.String(), required=True)
+    cpus = fields.List(fields.String(), required=True)
+    ram = fields.Integer(required=True)
+    network = fields.String(required=True)
+    calculated_perfomance_rating = fields.Float(required=True)
+    cost = fields.Float(required=True)
+
+
+class AddTaskRequestSchema(StrictSchema):
+    image = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    params = fields.String(load_default="", validate=validate.Length(max=MAX_PARAMS_LENGTH))
+    hwid = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class TaskIdSchema(Schema):
+    taskid = fields.String(required=True)
+
+
+class TaskItemSchema(Schema):
+    taskid = fields.String(required=True)
+    ip = fields.String(required=True)
+    image = fields.String(required=True)
+    params = fields.String(required=True)
+    state = fields.Integer(required=True, validate=validate.Range(1, 5))
+    error_msg = fields.String(required=True)
+
+
+class TaskLogsSchema(Schema):
+    taskid = fields.String(required=True)
+    logs_b64 = fields.String(required=True)
+
+
+# --- agent API ------------------------------------------------------------------
+
+
+class HardwareReportSchema(Schema):
+    cpus = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
+                       validate=validate.Length(max=512))
+    gpus = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
+                       validate=validate.Length(max=64))
+    ram = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    network = fields.String(load_default="unknown", validate=validate.Length(max=64))
+    calculated_perfomance_rating = fields.Float(load_default=0.0, allow_nan=False)
+
+
+class RegisterRequestSchema(StrictSchema):
+    hardware = fields.Nested(HardwareReportSchema, load_default=dict)
+    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
+
+
+class RegisterResponseSchema(Schema):
+    hwid = fields.String(required=True)
+    token = fields.String(required=True)
+
+
+class HelloSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(required=True, validate=validate.Equal("hello"))
+    protocol = fields.Integer(load_default=1)
+    hardware = fields.Nested(HardwareReportSchema, load_default=dict)
+    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
+    inventory = fields.List(fields.Dict(), load_default=list)
+
+
+STATUS_OK = {"code": 0, "message": "ok"}
+
+error_schema = ErrorSchema()
+hardware_item_schema = HardwareItemSchema()
+add_task_request_schema = AddTaskRequestSchema()
+task_id_schema = TaskIdSchema()
+task_item_schema = TaskItemSchema()
+task_logs_schema = TaskLogsSchema()
+register_request_schema = RegisterRequestSchema()
+register_response_schema = RegisterResponseSchema()
+hello_schema = HelloSchema()

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import asyncio
+import datetime
+import sys
+from pathlib import Path
+
+import click
+
+from megamind.config import DEFAULT_HOME
+from megamind.errors import MegamindError
+from megamind.store import Store
+
+db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_HOME / "megamind.db", show_default=True, help="The server's SQLite file.",
+)
+
+
+def _run(job):
+    try:
+        return asyncio.run(job)
+    except MegamindError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
+async def _with_store(db_path: Path, action):
+    store = await Store.open(db_path)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+@click.group()
+def admin() -> None:
+    """Accounts and keys, straight on the database (works while the server runs)."""
+
+
+@admin.command("create-account")
+@click.argument("name")
+@db_option
+def create_account(name: str, db_path: Path) -> None:
+    """Create an account; its new api-key is the last line printed."""
+    async def action(store: Store):
+        if await store.accounts.exists(name):
+            click.echo(f"error: account {name!r} exists already", err=True)
+            sys.exit(1)
+        return await store.accounts.create(name)
+
+    account, key = _run(_with_store(db_path, action))
+    click.echo(f"account {account.name} (id {account.id}) created; its api-key, shown only now:")
+    click.echo(key)
+
+
+@admin.command("create-key")
+@click.argument("name")
+@db_option
+def create_key(name: str, db_path: Path) -> None:
+    """Add an api-key to an account; the key is the last line printed."""
+    key = _run(_with_store(db_path, lambda store: store.accounts.add_key(name)))
+    click.echo(f"new api-key for {name}, shown only now:")
+    click.echo(key)
+
+
+@admin.command("list-keys")
+@click.argument("name")
+@db_option
+def list_keys(name: str, db_path: Path) -> None:
+    """List an account's api-keys (their ids and first characters, never the keys)."""
+    for key in _run(_with_store(db_path, lambda store: store.accounts.list_keys(name))):
+        created = datetime.datetime.fromtimestamp(key.created_at).isoformat(timespec="seconds")
+        status = "revoked" if key.revoked_at else "active"
+        click.echo(f"{key.id}\t{key.prefix}…\t{created}\t{status}")
+
+
+@admin.command("revoke-key")
+@click.argument("name")
+@click.argument("key_id", type=int)
+@db_option
+def revoke_key(name: str, key_id: int, db_path: Path) -> None:
+    """Revoke one of an account's api-keys by its id (see list-keys)."""
+    if not _run(_with_store(db_path, lambda store: store.accounts.revoke_key(name, key_id))):
+        click.echo(f"error: {name} has no active key {key_id}", err=True)
+        sys.exit(1)
+    click.echo(f"key {key_id} of {name} revoked")

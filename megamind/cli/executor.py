@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from megamind.config import DEFAULT_HOME, AgentConfig
+from megamind.executor.service import RegistrationFailed, run_executor
+
+EXIT_REGISTRATION_FAILED = 3
+
+
+def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
+        labels[key] = val
+    return labels
+
+
+def _default_api_key() -> str | None:
+    key_file = DEFAULT_HOME / "api-key"
+    return key_file.read_text().strip() if key_file.exists() else None
+
+
+@click.command()
+@click.option("--api", "api_url", default="http://127.0.0.1:8080", show_default=True, help="Base URL of the API.")
+@click.option("--api-key", envvar="MEGAMIND_API_KEY",
+              help="The owner's api-key, used once to register. Default: ./.megamind/api-key.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_HOME / "executor", show_default=True,
+              help="Where the agent keeps its hwid and credential.")
+@click.option("--cost", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="The owner's price per hour of task run time.")
+@click.option("--network", default="bridge", show_default=True,
+              help="Docker network mode for task containers (bridge, none, or a network name). "
+                   "'host' must be asked for explicitly.")
+@click.option("--memory", "memory_mb", type=click.IntRange(min=6), help="Memory limit per task container, MB.")
+@click.option("--cpus", type=click.FloatRange(min=0.01), help="CPU limit per task container.")
+@click.option("--pids-limit", default=4096, show_default=True, type=click.IntRange(min=16),
+              help="Most processes a task container may hold.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="Extra label on every task container (repeatable).")
+def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, network: str,
+             memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...]) -> None:
+    """Run the executor agent on the local Docker engine until SIGTERM.
+
+    On SIGTERM the task containers keep running; the next start re-adopts them.
+    """
+    config = AgentConfig(
+        api_url=api_url,
+        api_key=api_key or _default_api_key(),
+        state_dir=state_dir,
+        cost=cost,
+        network=network,
+        labels=_parse_labels(labels),
+        memory_mb=memory_mb,
+        cpus=cpus,
+        pids_limit=pids_limit,
+    )
+    try:
+        asyncio.run(_serve(config))
+    except RegistrationFailed as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_REGISTRATION_FAILED)
+
+
+async def _serve(config: AgentConfig) -> None:
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        await run_executor(config, announce=lambda line: click.echo(line, err=True))
+    except asyncio.CancelledError:
+        click.echo("executor stopped; task containers left running", err=True)

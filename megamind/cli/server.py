@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from aiohttp import web
+
+from megamind.api.app import create_app
+from megamind.config import DEFAULT_HOME, ServerConfig
+
+
+@click.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_HOME / "megamind.db", show_default=True, help="SQLite file (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--registry", default="127.0.0.1:5000", show_default=True,
+              help="HOST:PORT of the registry that megamind.network/... images are pulled from.")
+@click.option("--setup-timeout", default=900.0, show_default=True, type=click.FloatRange(min=1),
+              help="Seconds a task may stay in setup before it is an error.")
+@click.option("--local-account/--no-local-account", default=True, show_default=True,
+              help="Create an account 'local' and write its api-key next to the database, "
+                   "so that `megamind executor` with no flags can use it.")
+def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, local_account: bool) -> None:
+    """Serve the API until SIGTERM or SIGINT."""
+    config = ServerConfig(
+        db_path=db_path,
+        host=host,
+        port=port,
+        registry=registry,
+        setup_timeout_s=setup_timeout,
+        home=db_path.parent,
+        create_local_account=local_account,
+    )
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        shutdown_timeout=5.0,
+        print=lambda msg: click.echo(f"megamind API on http://{host}:{port}/api/ (registry {registry})", err=True),
+        access_log=None,
+    )

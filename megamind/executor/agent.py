@@ -1,0 +1,429 @@
+"""The executor agent: one connection to the API, the engine's containers, and the truth.
+
+The agent owns nothing the engine does not already know: every container carries
+labels naming its task and executor, so a restarted agent re-adopts what runs
+instead of starting twins.  Each command is applied at most once per id; operations
+on one task run one after another, operations on different tasks run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from docker.errors import APIError, DockerException
+
+from megamind.config import AgentConfig
+from megamind.executor.facade import AsyncDocker
+from megamind.executor.gpu import Gpu
+from megamind.executor.identity import AppliedCommands, Identity
+from megamind.executor.logtail import TAIL_LINES, TaskLogTail
+from megamind.executor.runtime import ContainerInfo, PullError
+from megamind.executor.spec import LABEL_TASK, Limits, container_name, create_kwargs
+from megamind.protocol import (
+    AGENT_PATH,
+    OP_REMOVE,
+    OP_RESTART,
+    OP_START,
+    PROTOCOL_VERSION,
+    STATUS_BUSY,
+    STATUS_EXITED,
+    STATUS_RUNNING,
+    TOKEN_HEADER,
+    ContainerReport,
+)
+from megamind.states import TaskState, state_of_exit
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+# After a container stops, its last lines are still read for this long.
+FINAL_LOG_WINDOW_S = 1.5
+LOG_POLL_CONCURRENCY = 4
+_RUNNING_STATUSES = {"running", "paused", "restarting"}
+_EXITED_STATUSES = {"exited", "dead"}
+
+
+class Unregistered(Exception):
+    """The API does not know this agent's token."""
+
+
+@dataclass(eq=False)
+class TaskHandle:
+    taskid: str
+    container_id: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    busy: bool = False
+    removed: bool = False
+    logs: TaskLogTail = field(default_factory=TaskLogTail)
+    watch_logs_until: float = 0.0
+
+    def watch_logs(self, running: bool) -> None:
+        self.watch_logs_until = math.inf if running else time.monotonic() + FINAL_LOG_WINDOW_S
+
+
+def report_of(info: ContainerInfo) -> tuple[TaskState, str]:
+    if info.status in _RUNNING_STATUSES:
+        return TaskState.RUNNING, ""
+    if info.status in _EXITED_STATUSES:
+        return state_of_exit(info.exit_code or 0)
+    return TaskState.ERROR, f"container left {info.status}"
+
+
+def inventory_status(info: ContainerInfo) -> str:
+    if info.status in _RUNNING_STATUSES:
+        return STATUS_RUNNING
+    if info.status in _EXITED_STATUSES:
+        return STATUS_EXITED
+    return info.status
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        docker: AsyncDocker,
+        http: aiohttp.ClientSession,
+        identity: Identity,
+        hardware: dict[str, Any],
+        gpus: list[Gpu],
+    ) -> None:
+        self.config = config
+        self.docker = docker
+        self.http = http
+        self.identity = identity
+        self.hardware = hardware
+        self.gpus = gpus
+        self.limits = Limits(config.network, config.memory_mb, config.cpus, config.pids_limit)
+        self.applied = AppliedCommands(config.state_dir)
+        self.handles: dict[str, TaskHandle] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._jobs: set[asyncio.Task] = set()
+        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._events_stop = threading.Event()
+        self.connected = asyncio.Event()
+
+    @property
+    def hwid(self) -> str:
+        return self.identity.hwid
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled; on cancellation the containers are left running."""
+        self._loop = asyncio.get_running_loop()
+        await self._adopt()
+        loops = [
+            asyncio.create_task(self._poll_logs_forever(), name="poll-logs"),
+            asyncio.create_task(self._consume_events(), name="docker-events"),
+            asyncio.create_task(self._resync_forever(), name="resync"),
+        ]
+        watcher = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
+        watcher.start()
+        try:
+            await self._stay_connected()
+        finally:
+            self._events_stop.set()
+            for task in loops + list(self._jobs):
+                task.cancel()
+            for task in loops + list(self._jobs):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _stay_connected(self) -> None:
+        attempt = 0
+        url = self.identity.api_url.rstrip("/") + AGENT_PATH
+        while True:
+            try:
+                async with self.http.ws_connect(
+                    url,
+                    headers={TOKEN_HEADER: self.identity.token},
+                    heartbeat=self.config.heartbeat_s,
+                    max_msg_size=4 * 1024 * 1024,
+                ) as ws:
+                    attempt = 0
+                    await self._session(ws)
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status == 401:
+                    raise Unregistered("the API does not know this executor's token") from None
+                log.warning("API refused the connection: %s", exc)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                log.info("API unreachable (%s); retrying", exc.__class__.__name__)
+            finally:
+                self._ws = None
+                self.connected.clear()
+            await asyncio.sleep(RECONNECT_DELAYS_S[min(attempt, len(RECONNECT_DELAYS_S) - 1)])
+            attempt += 1
+
+    async def _session(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        inventory = await self._inventory()
+        await ws.send_json({
+            "type": "hello",
+            "protocol": PROTOCOL_VERSION,
+            "hardware": self.hardware,
+            "cost": self.config.cost,
+            "inventory": inventory,
+        })
+        self._ws = ws
+        for handle in self.handles.values():
+            handle.logs.resend_all()
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = message.json()
+            if data.get("type") == "welcome":
+                self.connected.set()
+                log.info("connected to %s as %s", self.identity.api_url, self.hwid)
+            elif data.get("type") == "command":
+                self._spawn(self._on_command(data))
+
+    async def _send(self, message: dict[str, Any]) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return False
+        try:
+            await ws.send_json(message)
+            return True
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            return False
+
+    def _spawn(self, coro) -> None:
+        job = asyncio.create_task(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._job_done)
+
+    def _job_done(self, job: asyncio.Task) -> None:
+        self._jobs.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("task handling failed", exc_info=job.exception())
+
+    # --- containers ----------------------------------------------------------------------
+
+    async def _adopt(self) -> None:
+        for info in await self.docker.containers(self.hwid):
+            if info.taskid and info.taskid not in self.handles:
+                handle = TaskHandle(info.taskid, info.id)
+                handle.watch_logs(running=True)  # one poll at least: the tail so far
+                self.handles[info.taskid] = handle
+        log.info("re-adopted %d container(s)", len(self.handles))
+
+    async def _inventory(self) -> list[dict[str, Any]]:
+        infos = await self.docker.containers(self.hwid)
+        reports: dict[str, ContainerReport] = {}
+        for info in infos:
+            if not info.taskid:
+                continue
+            handle = self.handles.get(info.taskid)
+            if handle is None:
+                handle = self.handles[info.taskid] = TaskHandle(info.taskid, info.id)
+                handle.watch_logs(running=True)
+            status = STATUS_BUSY if handle.busy else inventory_status(info)
+            reports[info.taskid] = ContainerReport(info.taskid, status, info.exit_code)
+        for taskid, handle in self.handles.items():
+            if handle.busy and taskid not in reports:
+                reports[taskid] = ContainerReport(taskid, STATUS_BUSY)
+        return [r.to_message() for r in reports.values()]
+
+    async def _report(self, taskid: str, state: TaskState, error_msg: str = "") -> None:
+        await self._send({"type": "state", "taskid": taskid, "state": int(state), "error_msg": error_msg})
+
+    async def _refresh(self, handle: TaskHandle) -> None:
+        """Look at the container and tell the API what is true now."""
+        info = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
+        if info is None:
+            if not handle.removed:
+                await self._report(handle.taskid, TaskState.ERROR, "container vanished")
+            self.handles.pop(handle.taskid, None)
+            return
+        handle.container_id = info.id
+        state, error_msg = report_of(info)
+        handle.watch_logs(running=state == TaskState.RUNNING)
+        await self._report(handle.taskid, state, error_msg)
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def _on_command(self, command: dict[str, Any]) -> None:
+        command_id, op, taskid = int(command["id"]), command["op"], str(command["taskid"])
+        handle = self.handles.get(taskid)
+        if handle is None:
+            handle = self.handles[taskid] = TaskHandle(taskid)
+        if op == OP_RESTART and command_id in self.applied:
+            # Seen before a break: never restart twice, just say how things stand.
+            async with handle.lock:
+                await self._refresh(handle)
+            await self._send({"type": "ack", "id": command_id})
+            return
+        if op == OP_RESTART:
+            self.applied.add(command_id)
+        async with handle.lock:
+            handle.busy = True
+            try:
+                if op == OP_START:
+                    started = await self._start(handle, command)
+                elif op == OP_RESTART:
+                    started = await self._restart(handle, command)
+                elif op == OP_REMOVE:
+                    await self._remove(handle)
+                    started = False
+                else:
+                    log.warning("unknown command %r ignored", op)
+                    started = False
+            finally:
+                handle.busy = False
+            if started:
+                await self._refresh(handle)
+        self.applied.add(command_id)
+        await self._send({"type": "ack", "id": command_id})
+
+    async def _start(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
+        try:
+            await self.docker.pull(command["image"])
+        except PullError as exc:
+            await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {exc}")
+            return False
+        except DockerException as exc:
+            await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {_explain(exc)}")
+            return False
+        kwargs = create_kwargs(
+            taskid=handle.taskid,
+            hwid=self.hwid,
+            image=command["image"],
+            public_image=command.get("public_image", command["image"]),
+            params=command.get("params", ""),
+            limits=self.limits,
+            gpus=self.gpus,
+            extra_labels=self.config.labels,
+        )
+        try:
+            handle.container_id = await self.docker.create(kwargs)
+        except DockerException as exc:
+            await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
+            return False
+        try:
+            await self.docker.start(handle.container_id)
+        except DockerException as exc:
+            await self._report(handle.taskid, TaskState.ERROR, f"start failed: {_explain(exc)}")
+            return False
+        return True
+
+    async def _restart(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
+        existing = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
+        if existing is None:
+            return await self._start(handle, command)
+        handle.container_id = existing.id
+        try:
+            await self.docker.restart(existing.id, self.config.stop_timeout_s)
+        except DockerException as exc:
+            await self._report(handle.taskid, TaskState.ERROR, f"restart failed: {_explain(exc)}")
+            return False
+        return True
+
+    async def _remove(self, handle: TaskHandle) -> None:
+        handle.removed = True
+        await self.docker.remove(handle.container_id or container_name(handle.taskid))
+        self.handles.pop(handle.taskid, None)
+
+    # --- what the engine says --------------------------------------------------------------
+
+    def _watch_events(self) -> None:
+        """Thread: the engine's event stream for our containers, fed to the loop."""
+        loop_put = self._events_put
+        while not self._events_stop.is_set():
+            try:
+                for event in self.docker.runtime.events(self.hwid):
+                    if self._events_stop.is_set():
+                        return
+                    loop_put(event)
+            except Exception as exc:  # the engine restarted or the socket broke
+                log.info("docker event stream lost (%s)", exc.__class__.__name__)
+            # Whatever happened while the stream was down is learnt by a resync.
+            loop_put(None)
+            self._events_stop.wait(1.0)
+
+    def _events_put(self, event: dict[str, Any] | None) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the loop is closed: the agent is stopping
+            self._events_stop.set()
+
+    async def _consume_events(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                if event is None:
+                    await self._resync()
+                    continue
+                action = event.get("Action") or event.get("status") or ""
+                taskid = (event.get("Actor", {}).get("Attributes") or {}).get(LABEL_TASK)
+                if action not in ("start", "die", "destroy", "oom") or not taskid:
+                    continue
+                handle = self.handles.get(taskid)
+                if handle is None or handle.busy:
+                    continue  # an operation is under way; it reports when done
+                self._spawn(self._refresh_locked(handle))
+            except Exception:
+                log.exception("docker event %r not handled", event)
+
+    async def _refresh_locked(self, handle: TaskHandle) -> None:
+        async with handle.lock:
+            if not handle.removed:
+                await self._refresh(handle)
+
+    async def _resync(self) -> None:
+        try:
+            inventory = await self._inventory()
+        except DockerException as exc:
+            log.warning("engine not answering: %s", exc)
+            return
+        await self._send({"type": "inventory", "inventory": inventory})
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resync_s)
+            await self._resync()
+
+    # --- logs ------------------------------------------------------------------------------
+
+    async def _poll_logs_forever(self) -> None:
+        limit = asyncio.Semaphore(LOG_POLL_CONCURRENCY)
+
+        async def poll(handle: TaskHandle) -> None:
+            async with limit:
+                lines = await self.docker.log_tail(
+                    handle.container_id or container_name(handle.taskid), TAIL_LINES, handle.logs.last_ns
+                )
+            if lines:
+                handle.logs.add(lines)
+
+        while True:
+            await asyncio.sleep(self.config.log_flush_s)
+            now = time.monotonic()
+            watched = [h for h in self.handles.values() if h.watch_logs_until > now and h.container_id]
+            if watched:
+                results = await asyncio.gather(*(poll(h) for h in watched), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, Exception) and not isinstance(result, DockerException):
+                        log.error("log poll failed", exc_info=result)
+            if self._ws is None:
+                continue
+            for handle in list(self.handles.values()):
+                batch = handle.logs.take()
+                if batch is None:
+                    continue
+                lines, reset = batch
+                if not await self._send({"type": "logs", "taskid": handle.taskid, "lines": lines, "reset": reset}):
+                    handle.logs.resend_all()
+                    break
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, APIError):
+        return exc.explanation or str(exc)
+    return str(exc)

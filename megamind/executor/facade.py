@@ -1,0 +1,54 @@
+"""An async face on the blocking runtime: one thread hop per operation, bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from megamind.executor.runtime import ContainerInfo, DockerRuntime, LogLine
+
+T = TypeVar("T")
+
+
+class AsyncDocker:
+    def __init__(self, runtime: DockerRuntime, threads: int) -> None:
+        self.runtime = runtime
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+
+    async def ping(self) -> bool:
+        return await self._run(self.runtime.ping)
+
+    async def pull(self, reference: str) -> None:
+        await self._run(self.runtime.pull, reference)
+
+    async def create(self, kwargs: dict[str, Any]) -> str:
+        return await self._run(self.runtime.create, kwargs)
+
+    async def start(self, container_id: str) -> None:
+        await self._run(self.runtime.start, container_id)
+
+    async def restart(self, container_id: str, timeout: int) -> None:
+        await self._run(self.runtime.restart, container_id, timeout)
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        return await self._run(self.runtime.inspect, container_id)
+
+    async def remove(self, container_id: str) -> None:
+        await self._run(self.runtime.remove, container_id)
+
+    async def containers(self, hwid: str) -> list[ContainerInfo]:
+        return await self._run(self.runtime.containers, hwid)
+
+    async def log_tail(self, container_id: str, lines: int, since_ns: int | None) -> list[LogLine] | None:
+        return await self._run(self.runtime.log_tail, container_id, lines, since_ns)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.runtime.close()

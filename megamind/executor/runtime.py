@@ -1,0 +1,168 @@
+"""The Docker engine, through the SDK, as plain blocking functions.
+
+Nothing here is async: `facade.AsyncDocker` runs each call in a bounded thread pool.
+Errors are matched on the SDK's exception types and status codes, never on text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+
+from megamind.executor.spec import LABEL_HWID, LABEL_TASK
+
+
+class PullError(Exception):
+    """The registry or the engine refused the image."""
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    taskid: str
+    id: str
+    status: str  # the engine's word: created, running, exited, dead, ...
+    exit_code: int | None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ns: int  # the engine's timestamp in nanoseconds since the epoch
+    text: str
+
+
+def _info(attrs: dict[str, Any]) -> ContainerInfo:
+    state = attrs.get("State", {})
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    return ContainerInfo(
+        taskid=labels.get(LABEL_TASK, ""),
+        id=attrs["Id"],
+        status=state.get("Status", "unknown"),
+        exit_code=state.get("ExitCode"),
+    )
+
+
+class DockerRuntime:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.from_env(version="auto", timeout=60)
+        self.api = self.client.api
+
+    def ping(self) -> bool:
+        return self.api.ping()
+
+    def pull(self, reference: str) -> None:
+        """Pull explicitly, reading the progress stream: an ``error`` line is a failure."""
+        repository, tag = _split_reference(reference)
+        try:
+            for line in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise PullError(line["error"])
+        except APIError as exc:
+            raise PullError(exc.explanation or str(exc)) from None
+
+    def create(self, kwargs: dict[str, Any]) -> str:
+        """Create the container, or find the one an earlier attempt made (same name)."""
+        try:
+            return self.client.containers.create(**kwargs).id
+        except APIError as exc:
+            if exc.status_code == 409:
+                return self.api.inspect_container(kwargs["name"])["Id"]
+            raise
+
+    def start(self, container_id: str) -> None:
+        self.api.start(container_id)
+
+    def restart(self, container_id: str, timeout: int) -> None:
+        self.api.restart(container_id, timeout=timeout)
+
+    def inspect(self, container_id: str) -> ContainerInfo | None:
+        try:
+            return _info(self.api.inspect_container(container_id))
+        except NotFound:
+            return None
+
+    def remove(self, container_id: str) -> None:
+        """Kill and remove; a container already gone is success."""
+        try:
+            self.api.remove_container(container_id, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    def containers(self, hwid: str) -> list[ContainerInfo]:
+        listed = self.api.containers(all=True, filters={"label": f"{LABEL_HWID}={hwid}"})
+        infos = []
+        for item in listed:
+            info = self.inspect(item["Id"])
+            if info is not None:
+                infos.append(info)
+        return infos
+
+    def log_tail(self, container_id: str, lines: int, since_ns: int | None) -> list[LogLine] | None:
+        """The last ``lines`` stdout lines, newer than ``since_ns``; None if the container is gone.
+
+        The engine reads its log file from the end, so this costs the same whatever
+        the task printed before.
+        """
+        since = since_ns // 1_000_000_000 if since_ns else None
+        try:
+            raw = self.api.logs(
+                container_id, stdout=True, stderr=False, timestamps=True, tail=lines,
+                since=since if since else None,
+            )
+        except NotFound:
+            return None
+        out = []
+        for entry in raw.decode("utf-8", "replace").splitlines():
+            stamp, _, text = entry.partition(" ")
+            ns = parse_timestamp_ns(stamp)
+            if since_ns is None or ns > since_ns:
+                out.append(LogLine(ns, text))
+        return out
+
+    def events(self, hwid: str) -> Iterator[dict[str, Any]]:
+        return self.api.events(
+            decode=True, filters={"type": "container", "label": f"{LABEL_HWID}={hwid}"}
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _split_reference(reference: str) -> tuple[str, str | None]:
+    """``host:port/name:tag`` or ``...@sha256:..`` -> (repository, tag or digest)."""
+    if "@" in reference:
+        repository, digest = reference.split("@", 1)
+        # A tag before the digest adds nothing to a pull by digest.
+        slash = repository.rfind("/")
+        if ":" in repository[slash + 1 :]:
+            repository = repository[: repository.rfind(":")]
+        return repository, digest
+    slash = reference.rfind("/")
+    name_part = reference[slash + 1 :]
+    if ":" in name_part:
+        repository, tag = reference.rsplit(":", 1)
+        return repository, tag
+    return reference, "latest"
+
+
+def parse_timestamp_ns(stamp: str) -> int:
+    """RFC 3339 with nanoseconds, as the engine writes it, to integer nanoseconds."""
+    main, _, rest = stamp.partition(".")
+    if not rest:
+        main = main.rstrip("Z")
+        seconds = datetime.fromisoformat(main).replace(tzinfo=timezone.utc).timestamp()
+        return int(seconds) * 1_000_000_000
+    fraction = rest.rstrip("Z")
+    zone = ""
+    for sign in ("+", "-"):
+        if sign in fraction:
+            fraction, zone = fraction.split(sign, 1)[0], sign + fraction.split(sign, 1)[1]
+    moment = datetime.fromisoformat(main + (zone or "+00:00"))
+    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])

@@ -1,0 +1,64 @@
+"""Schema migrations, applied in order; ``PRAGMA user_version`` records how far a file is.
+
+Never edit a released migration: append a new one.
+"""
+
+MIGRATIONS: list[str] = [
+    # 1: the first release.
+    """
+    CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        key_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE executors (
+        hwid TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        hardware TEXT NOT NULL DEFAULT '{}',
+        cost REAL NOT NULL DEFAULT 0,
+        ip TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        last_seen REAL
+    );
+    CREATE TABLE tasks (
+        taskid TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        hwid TEXT NOT NULL REFERENCES executors(hwid),
+        image TEXT NOT NULL,
+        params TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        error_msg TEXT NOT NULL DEFAULT '',
+        holds_executor INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX tasks_by_account ON tasks(account_id, created_at) WHERE deleted = 0;
+    CREATE INDEX tasks_by_executor ON tasks(hwid);
+    -- The guard behind "one task per executor": a second live task cannot be written.
+    CREATE UNIQUE INDEX one_live_task_per_executor ON tasks(hwid) WHERE holds_executor = 1;
+    CREATE TABLE task_logs (
+        taskid TEXT PRIMARY KEY REFERENCES tasks(taskid) ON DELETE CASCADE,
+        lines TEXT NOT NULL
+    );
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hwid TEXT NOT NULL,
+        taskid TEXT NOT NULL,
+        op TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pending_commands ON commands(hwid, id) WHERE done = 0;
+    """,
+]

@@ -1,0 +1,229 @@
+"""Tasks, and the commands the executors must carry out for them.
+
+A command is written in the same transaction as the task change that needs it, so
+an answered ``addtask`` or ``deltask`` is never lost, whatever dies next.  Commands
+stay pending until the agent acknowledges them; the agent drops repeats by id.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from megamind.errors import ExecutorBusy, TaskNotFound
+from megamind.secrets import new_task_id
+from megamind.states import TaskState
+from megamind.store.db import Database
+
+
+@dataclass(frozen=True)
+class Task:
+    taskid: str
+    account_id: int
+    hwid: str
+    image: str
+    params: str
+    state: TaskState
+    error_msg: str
+    deleted: bool
+    ip: str = ""  # the executor's address, filled in by listings
+
+
+@dataclass(frozen=True)
+class Command:
+    id: int
+    hwid: str
+    taskid: str
+    op: str  # "start" | "restart" | "remove"
+    payload: dict[str, Any]
+
+    def message(self) -> dict[str, Any]:
+        return {"type": "command", "id": self.id, "op": self.op, "taskid": self.taskid, **self.payload}
+
+
+_COLUMNS = "taskid, account_id, hwid, image, params, state, error_msg, deleted"
+
+
+def _task(row) -> Task:
+    return Task(
+        taskid=row["taskid"],
+        account_id=row["account_id"],
+        hwid=row["hwid"],
+        image=row["image"],
+        params=row["params"],
+        state=TaskState(row["state"]),
+        error_msg=row["error_msg"],
+        deleted=bool(row["deleted"]),
+        ip=row["ip"] if "ip" in row.keys() else "",
+    )
+
+
+def _is_live_task_conflict(exc: sqlite3.IntegrityError) -> bool:
+    return "tasks.hwid" in str(exc)
+
+
+class TaskStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- customer side -------------------------------------------------------------
+
+    async def create(
+        self, account_id: int, hwid: str, image: str, params: str, run_payload: dict[str, Any]
+    ) -> tuple[Task, Command]:
+        """Reserve the executor and queue the start, atomically.
+
+        The partial unique index on live tasks makes the reservation race-free: of two
+        concurrent requests for one executor, the second insert fails.
+        """
+        now = time.time()
+        task = Task(new_task_id(), account_id, hwid, image, params, TaskState.SETUP, "", False)
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg,"
+                    " holds_executor, deleted, created_at, updated_at) VALUES (?,?,?,?,?,?,'',1,0,?,?)",
+                    (task.taskid, account_id, hwid, image, params, int(TaskState.SETUP), now, now),
+                )
+                command = await self._enqueue(conn, hwid, task.taskid, "start", run_payload)
+        except sqlite3.IntegrityError as exc:
+            if _is_live_task_conflict(exc):
+                raise ExecutorBusy(f"executor {hwid} is running another task") from None
+            raise
+        return task, command
+
+    async def get(self, account_id: int, taskid: str) -> Task:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM tasks WHERE taskid = ? AND account_id = ? AND deleted = 0",
+            (taskid, account_id),
+        )
+        if row is None:
+            raise TaskNotFound(f"no task {taskid!r} in this account")
+        return _task(row)
+
+    async def list_for_account(self, account_id: int) -> list[Task]:
+        rows = await self._db.fetchall(
+            "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg,"
+            " t.deleted, e.ip FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            " WHERE t.account_id = ? AND t.deleted = 0 ORDER BY t.created_at",
+            (account_id,),
+        )
+        return [_task(r) for r in rows]
+
+    async def delete(self, account_id: int, taskid: str) -> Command:
+        task = await self.get(account_id, taskid)
+        async with self._db.transaction() as conn:
+            changed = await conn.execute(
+                "UPDATE tasks SET deleted = 1, holds_executor = 0, updated_at = ?"
+                " WHERE taskid = ? AND deleted = 0",
+                (time.time(), taskid),
+            )
+            if changed.rowcount == 0:
+                raise TaskNotFound(f"no task {taskid!r} in this account")
+            # A start or restart that never reached the agent is pointless now.
+            await conn.execute(
+                "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,)
+            )
+            await conn.execute("DELETE FROM task_logs WHERE taskid = ?", (taskid,))
+            return await self._enqueue(conn, task.hwid, taskid, "remove", {})
+
+    async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
+        task = await self.get(account_id, taskid)
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, updated_at = ?"
+                    " WHERE taskid = ? AND deleted = 0",
+                    (int(TaskState.SETUP), time.time(), taskid),
+                )
+                await conn.execute(
+                    "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
+                    (taskid,),
+                )
+                return await self._enqueue(conn, task.hwid, taskid, "restart", run_payload)
+        except sqlite3.IntegrityError as exc:
+            if _is_live_task_conflict(exc):
+                raise ExecutorBusy(f"executor {task.hwid} is running another task") from None
+            raise
+
+    # --- executor side -------------------------------------------------------------
+
+    async def for_executor(self, hwid: str) -> list[Task]:
+        rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM tasks WHERE hwid = ?", (hwid,))
+        return [_task(r) for r in rows]
+
+    async def is_live_on(self, hwid: str, taskid: str) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM tasks WHERE taskid = ? AND hwid = ? AND deleted = 0", (taskid, hwid)
+        )
+        return row is not None
+
+    async def busy_executors(self) -> set[str]:
+        rows = await self._db.fetchall("SELECT hwid FROM tasks WHERE holds_executor = 1")
+        return {r["hwid"] for r in rows}
+
+    async def set_states(self, hwid: str, updates: list[tuple[str, TaskState, str]]) -> list[str]:
+        """Apply reported states of tasks of this executor; returns the taskids changed.
+
+        Reports about deleted tasks, or tasks of another executor, change nothing.
+        """
+        if not updates:
+            return []
+        changed: list[str] = []
+        now = time.time()
+        async with self._db.transaction() as conn:
+            for taskid, state, error_msg in updates:
+                cursor = await conn.execute(
+                    "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?"
+                    " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND (state != ? OR error_msg != ?)",
+                    (int(state), error_msg, int(state.holds_executor), now, taskid, hwid,
+                     int(state), error_msg),
+                )
+                if cursor.rowcount:
+                    changed.append(taskid)
+        return changed
+
+    async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
+        """Turn tasks stuck in setup since before ``older_than`` into errors."""
+        rows = await self._db.fetchall(
+            "SELECT taskid, hwid FROM tasks WHERE state = ? AND deleted = 0 AND updated_at < ?",
+            (int(TaskState.SETUP), older_than),
+        )
+        expired = [(r["taskid"], r["hwid"]) for r in rows]
+        if expired:
+            async with self._db.transaction() as conn:
+                await conn.executemany(
+                    "UPDATE tasks SET state = ?, error_msg = 'setup timed out', holds_executor = 0,"
+                    " updated_at = ? WHERE taskid = ? AND state = ?",
+                    [(int(TaskState.ERROR), time.time(), t, int(TaskState.SETUP)) for t, _ in expired],
+                )
+        return expired
+
+    # --- commands ------------------------------------------------------------------
+
+    async def enqueue(self, hwid: str, taskid: str, op: str, payload: dict[str, Any]) -> Command:
+        async with self._db.transaction() as conn:
+            return await self._enqueue(conn, hwid, taskid, op, payload)
+
+    async def pending_commands(self, hwid: str) -> list[Command]:
+        rows = await self._db.fetchall(
+            "SELECT id, hwid, taskid, op, payload FROM commands WHERE hwid = ? AND done = 0 ORDER BY id",
+            (hwid,),
+        )
+        return [Command(r["id"], r["hwid"], r["taskid"], r["op"], json.loads(r["payload"])) for r in rows]
+
+    async def ack_command(self, hwid: str, command_id: int) -> None:
+        await self._db.execute(
+            "UPDATE commands SET done = 1 WHERE id = ? AND hwid = ?", (command_id, hwid)
+        )
+
+    @staticmethod
+    async def _enqueue(conn, hwid: str, taskid: str, op: str, payload: dict[str, Any]) -> Command:
+        cursor = await conn.execute(
+            "INSERT INTO commands (hwid, taskid, op, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            (hwid, taskid, op, json.dumps(payload), time.time()),
+        )
+        return Command(cursor.lastrowid, hwid, taskid, op, payload)
