@@ -48,7 +48,7 @@ def parse_image(text: str) -> ImageRef:
     """Parse a customer's image; ``:latest`` is implied when neither tag nor digest is given."""
     if len(text) > MAX_REFERENCE_LENGTH:
         raise ImageNotAllowed(f"image: longer than {MAX_REFERENCE_LENGTH} characters")
-    match = _REFERENCE.match(text)
+    match = _REFERENCE.fullmatch(text)  # not match(): `$` would let a trailing newline in
     if not match:
         raise ImageNotAllowed(
             f"image: {text!r} is not a Megamind registry image; "

@@ -168,7 +168,8 @@ class TaskStore:
     async def set_states(self, hwid: str, updates: list[tuple[str, TaskState, str]]) -> list[str]:
         """Apply reported states of tasks of this executor; returns the taskids changed.
 
-        Reports about deleted tasks, or tasks of another executor, change nothing.
+        Reports about deleted tasks, or tasks of another executor, change nothing; nor
+        does a report that would make a second task hold the executor.
         """
         if not updates:
             return []
@@ -176,12 +177,19 @@ class TaskStore:
         now = time.time()
         async with self._db.transaction() as conn:
             for taskid, state, error_msg in updates:
-                cursor = await conn.execute(
-                    "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?"
-                    " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND (state != ? OR error_msg != ?)",
-                    (int(state), error_msg, int(state.holds_executor), now, taskid, hwid,
-                     int(state), error_msg),
-                )
+                try:
+                    cursor = await conn.execute(
+                        "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?"
+                        " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND (state != ? OR error_msg != ?)",
+                        (int(state), error_msg, int(state.holds_executor), now, taskid, hwid,
+                         int(state), error_msg),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    if not _is_live_task_conflict(exc):
+                        raise
+                    # A stale report of a finished task whose executor another task holds
+                    # now: the holder keeps it (only this statement is rolled back).
+                    continue
                 if cursor.rowcount:
                     changed.append(taskid)
         return changed

@@ -1,0 +1,3 @@
+from megamind.cli.main import main
+
+main()

@@ -1,0 +1,111 @@
+"""A deliberately plain client: urllib and JSON, as a client of the original document would be."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class Answer:
+    def __init__(self, status: int, body: bytes, headers) -> None:
+        self.status = status
+        self.raw = body
+        self.headers = headers
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.raw[:300]!r}>"
+
+
+class Api:
+    def __init__(self, base: str, key: str | None) -> None:
+        self.base = base.rstrip("/")
+        self.key = key
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+             headers: dict[str, str] | None = None) -> Answer:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        all_headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.key is not None:
+            all_headers["api-key"] = self.key
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return Answer(resp.status, resp.read(), resp.headers)
+        except urllib.error.HTTPError as err:
+            return Answer(err.code, err.read(), err.headers)
+
+    # the six calls
+    def hwlist(self) -> list[dict]:
+        answer = self.call("GET", "/api/v1/gethwlist")
+        assert answer.status == 200, answer
+        return answer.json
+
+    def addtask(self, hwid: str, params: str = "", image: str = "megamind.network/megatest:latest") -> Answer:
+        return self.call("POST", "/api/v1/addtask", {"image": image, "params": params, "hwid": hwid})
+
+    def run(self, hwid: str, params: str, image: str = "megamind.network/megatest:latest") -> str:
+        answer = self.addtask(hwid, params, image)
+        assert answer.status == 200, answer
+        return answer.json["taskid"]
+
+    def tasks(self) -> list[dict]:
+        answer = self.call("GET", "/api/v1/gettasklist")
+        assert answer.status == 200, answer
+        return answer.json
+
+    def task(self, taskid: str) -> dict | None:
+        return next((t for t in self.tasks() if t["taskid"] == taskid), None)
+
+    def deltask(self, taskid: str) -> Answer:
+        return self.call("DELETE", f"/api/v1/deltask/{taskid}")
+
+    def restart(self, taskid: str) -> Answer:
+        return self.call("POST", f"/api/v1/restarttask/{taskid}")
+
+    def logs_answer(self, taskid: str) -> Answer:
+        return self.call("GET", f"/api/v1/gettasklogs/{taskid}")
+
+    def logs(self, taskid: str) -> list[str]:
+        answer = self.logs_answer(taskid)
+        assert answer.status == 200, answer
+        text = base64.b64decode(answer.json["logs_b64"]).decode()
+        assert text == "" or text.endswith("\n")
+        return text.splitlines()
+
+    # waiting
+    def wait_state(self, taskid: str, *states: int, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        task = None
+        while time.monotonic() < deadline:
+            task = self.task(taskid)
+            if task is not None and task["state"] in states:
+                return task
+            time.sleep(0.1)
+        raise AssertionError(f"task {taskid} not in {states} within {timeout}s: {task}")
+
+    def wait_logs(self, taskid: str, predicate, timeout: float = 10.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            lines = self.logs(taskid)
+            if predicate(lines):
+                return lines
+            time.sleep(0.1)
+        raise AssertionError(f"logs of {taskid} never matched: {lines}")
+
+    def wait_free(self, hwid: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(item["hwid"] == hwid for item in self.hwlist()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"executor {hwid} not listed as free within {timeout}s")

@@ -1,0 +1,146 @@
+"""End-to-end fixtures: a real registry, real `megamind` processes, the real engine.
+
+Every container a test makes carries the label ``megamind.test=<run id>`` and is
+removed by that label when the session ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from .api import Api
+from .processes import Executor, Registry, Server
+
+TEST_LABEL = "megamind.test"
+IMAGE_DIR = Path(__file__).parent / "image"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def engine(run_id):
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
+    yield client
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_id}"}):
+        container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    root = tmp_path_factory.mktemp("registry")
+    reg = Registry(root / "storage")
+    reg.root.mkdir()
+    reg.start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def test_image(engine, registry, tmp_path_factory) -> str:
+    """megatest:latest, built FROM scratch with a static busybox and pushed to the registry."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    context = tmp_path_factory.mktemp("image")
+    shutil.copy(IMAGE_DIR / "Dockerfile", context / "Dockerfile")
+    shutil.copy(busybox, context / "busybox")
+    tag = f"{registry.address}/megatest:latest"
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True,
+                   capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
+    subprocess.run(["docker", "push", tag], check=True, capture_output=True)
+    return "megamind.network/megatest:latest"
+
+
+@pytest.fixture(scope="session")
+def server(registry, test_image, tmp_path_factory):
+    home = tmp_path_factory.mktemp("server")
+    srv = Server(home / "megamind.db", registry.address)
+    srv.start()
+    yield srv
+    if srv.proc and srv.proc.poll() is None:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def alice_key(server) -> str:
+    return server.create_account("alice")
+
+
+@pytest.fixture(scope="session")
+def bob_key(server) -> str:
+    return server.create_account("bob")
+
+
+@pytest.fixture
+def alice(server, alice_key) -> Api:
+    return Api(server.url, alice_key)
+
+
+@pytest.fixture
+def bob(server, bob_key) -> Api:
+    return Api(server.url, bob_key)
+
+
+@pytest.fixture
+def start_executor(server, alice_key, run_id, tmp_path, engine):
+    """Start agents owned by alice; each is stopped after the test, its containers removed."""
+    started: list[Executor] = []
+
+    def start(state_dir: Path | None = None) -> Executor:
+        ex = Executor(server.url, alice_key, state_dir or tmp_path / f"agent{len(started)}",
+                      {TEST_LABEL: run_id})
+        connections_before = ex.connections()
+        ex.start()
+        started.append(ex)
+        wait_connected(ex, connections_before)
+        return ex
+
+    yield start
+    for ex in started:
+        if ex.proc and ex.proc.poll() is None:
+            ex.stop()
+        hwid = ex.hwid
+        if hwid:
+            for container in engine.containers.list(
+                all=True, filters={"label": f"network.megamind.hwid={hwid}"}
+            ):
+                container.remove(force=True)
+
+
+@pytest.fixture
+def executor(start_executor) -> Executor:
+    return start_executor()
+
+
+def wait_connected(ex: Executor, connections_before: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ex.proc.poll() is not None:
+            raise AssertionError(f"agent exited with {ex.proc.returncode}:\n{ex.log_text()}")
+        if ex.connections() > connections_before:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"agent never came online:\n{ex.log_text()}")
+
+
+def containers_of(engine, taskid: str):
+    return engine.containers.list(all=True, filters={"label": f"network.megamind.task={taskid}"})

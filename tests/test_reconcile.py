@@ -1,0 +1,92 @@
+from megamind.protocol import STATUS_BUSY, STATUS_EXITED, STATUS_RUNNING, ContainerReport
+from megamind.reconcile import VANISHED, reconcile
+from megamind.states import TaskState
+from megamind.store.tasks import Task
+
+
+def task(taskid, state=TaskState.RUNNING, deleted=False):
+    return Task(taskid, 1, "hw", "megamind.network/x:latest", "", state, "", deleted)
+
+
+def report(taskid, status=STATUS_RUNNING, exit_code=None):
+    return ContainerReport(taskid, status, exit_code)
+
+
+def test_running_container_confirms_running():
+    plan = reconcile([task("a", TaskState.SETUP)], [report("a")], set())
+    assert plan.states == [("a", TaskState.RUNNING, "")]
+    assert plan.remove == []
+
+
+def test_exited_zero_is_stopped_and_nonzero_is_error():
+    plan = reconcile(
+        [task("a"), task("b")],
+        [report("a", STATUS_EXITED, 0), report("b", STATUS_EXITED, 3)],
+        set(),
+    )
+    assert plan.states == [("a", TaskState.STOPPED, ""), ("b", TaskState.ERROR, "exited with code 3")]
+
+
+def test_exited_without_code_counts_as_zero():
+    plan = reconcile([task("a")], [report("a", STATUS_EXITED, None)], set())
+    assert plan.states == [("a", TaskState.STOPPED, "")]
+
+
+def test_created_container_with_no_command_is_error():
+    plan = reconcile([task("a", TaskState.SETUP)], [report("a", "created")], set())
+    assert plan.states == [("a", TaskState.ERROR, "container left created")]
+
+
+def test_missing_container_of_live_task_vanished():
+    plan = reconcile([task("a", TaskState.RUNNING), task("b", TaskState.SETUP)], [], set())
+    assert plan.states == [("a", TaskState.ERROR, VANISHED), ("b", TaskState.ERROR, VANISHED)]
+    assert VANISHED == "container vanished"
+
+
+def test_missing_container_of_finished_task_is_fine():
+    plan = reconcile([task("a", TaskState.STOPPED), task("b", TaskState.ERROR)], [], set())
+    assert plan.states == []
+    assert plan.remove == []
+
+
+def test_pending_commands_suspend_judgement():
+    plan = reconcile(
+        [task("a", TaskState.SETUP), task("b", TaskState.RUNNING)],
+        [report("b", STATUS_EXITED, 1)],
+        {"a", "b"},
+    )
+    assert plan.states == []
+    assert plan.remove == []
+
+
+def test_busy_container_is_left_alone():
+    plan = reconcile([task("a", TaskState.SETUP)], [report("a", STATUS_BUSY)], set())
+    assert plan.states == []
+    assert plan.remove == []
+
+
+def test_orphans_are_removed():
+    plan = reconcile(
+        [task("gone", TaskState.RUNNING, deleted=True)],
+        [report("gone"), report("stranger", STATUS_EXITED, 0)],
+        set(),
+    )
+    assert sorted(plan.remove) == ["gone", "stranger"]
+    assert plan.states == []
+
+
+def test_orphan_with_pending_remove_is_not_removed_twice():
+    plan = reconcile([task("gone", deleted=True)], [report("gone")], {"gone"})
+    assert plan.remove == []
+
+
+def test_deleted_task_missing_container_changes_nothing():
+    plan = reconcile([task("gone", TaskState.RUNNING, deleted=True)], [], set())
+    assert plan.states == [] and plan.remove == []
+
+
+def test_container_report_from_message():
+    assert ContainerReport.from_message({"taskid": "a", "status": "exited", "exit_code": 2}) == report("a", "exited", 2)
+    assert ContainerReport.from_message({"taskid": "a", "status": "running"}).exit_code is None
+    assert ContainerReport.from_message({"taskid": "a", "status": "exited", "exit_code": "2"}).exit_code is None
+    assert report("a", "exited", 2).to_message() == {"taskid": "a", "status": "exited", "exit_code": 2}
