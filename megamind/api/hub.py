@@ -92,6 +92,10 @@ class ExecutorHub:
         except asyncio.TimeoutError:
             log.warning("executor %s sent no hello in time", record.hwid)
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no hello")
+        except Exception:
+            # The socket is upgraded: an HTTP error answer cannot be written on it any more.
+            log.exception("executor %s: unexpected error on the agent channel", record.hwid)
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"server error")
         finally:
             if self._links.get(record.hwid) is link:
                 del self._links[record.hwid]
@@ -126,6 +130,8 @@ class ExecutorHub:
 
     async def _handle(self, link: AgentLink, message: dict[str, Any]) -> None:
         hwid = link.record.hwid
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a JSON object")
         kind = message.get("type")
         if kind == "state":
             state = TaskState(int(message["state"]))

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from megamind.config import ServerConfig
 from megamind.store import Store
+from megamind.store.accounts import Account
 
 if TYPE_CHECKING:
     from megamind.api.auth import Authenticator
@@ -20,5 +21,6 @@ hub_key = web.AppKey("hub", "ExecutorHub")
 auth_key = web.AppKey("auth", "Authenticator")
 background_key = web.AppKey("background", list[asyncio.Task])
 
-# Set on the request by the authentication middleware.
-ACCOUNT = "megamind.account"
+# Set on the request by the authentication middleware.  aiohttp >= 3.13 warns about
+# plain string keys in a request's storage; older releases have no RequestKey.
+ACCOUNT = web.RequestKey("account", Account) if hasattr(web, "RequestKey") else "megamind.account"

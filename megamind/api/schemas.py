@@ -31,7 +31,8 @@ class HardwareItemSchema(Schema):
 
 
 class AddTaskRequestSchema(StrictSchema):
-    image = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    # Length and form are checked by imageref.parse_image, so every bad image is code 16.
+    image = fields.String(required=True)
     params = fields.String(load_default="", validate=validate.Length(max=MAX_PARAMS_LENGTH))
     hwid = fields.String(required=True, validate=validate.Length(min=1, max=64))
 

@@ -42,7 +42,7 @@ def engine(run_id):
         pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
     yield client
     for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_id}"}):
-        container.remove(force=True)
+        remove_quietly(container)
     client.close()
 
 
@@ -123,7 +123,7 @@ def start_executor(server, alice_key, run_id, tmp_path, engine):
             for container in engine.containers.list(
                 all=True, filters={"label": f"network.megamind.hwid={hwid}"}
             ):
-                container.remove(force=True)
+                remove_quietly(container)
 
 
 @pytest.fixture
@@ -144,3 +144,21 @@ def wait_connected(ex: Executor, connections_before: int, timeout: float = 20.0)
 
 def containers_of(engine, taskid: str):
     return engine.containers.list(all=True, filters={"label": f"network.megamind.task={taskid}"})
+
+
+def wait_no_containers(engine, taskid: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while containers_of(engine, taskid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the container of {taskid} is still there after {timeout}s")
+        time.sleep(0.1)
+
+
+def remove_quietly(container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: a removal is already under way
+            raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from .conftest import containers_of
+from .conftest import containers_of, wait_no_containers
 
 FOREVER = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
 
@@ -42,10 +42,7 @@ def test_tasks_deleted_while_the_agent_is_away_are_removed_on_return(alice, star
     assert alice.deltask(taskid).status == 200
     assert len(containers_of(engine, taskid)) == 1
     start_executor(first.state_dir)
-    deadline = time.monotonic() + 10
-    while containers_of(engine, taskid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert containers_of(engine, taskid) == []
+    wait_no_containers(engine, taskid)
 
 
 def test_a_container_that_vanished_while_the_agent_was_away_is_an_error(alice, start_executor, engine):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .conftest import containers_of
+from .conftest import containers_of, wait_no_containers
 
 FOREVER = "i=0; while true; do i=$((i+1)); echo tick $i; echo noise $i >&2; sleep 0.1; done"
 
@@ -115,10 +115,7 @@ def test_delete_removes_the_container_and_frees_the_executor(alice, executor, en
     assert alice.deltask(taskid).json == {"code": 0, "message": "ok"}
     assert alice.task(taskid) is None
     assert alice.logs_answer(taskid).status == 404
-    deadline = time.monotonic() + 10
-    while containers_of(engine, taskid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert containers_of(engine, taskid) == []
+    wait_no_containers(engine, taskid)
     alice.wait_free(executor.hwid)
     again = alice.deltask(taskid)
     assert again.status == 404 and again.json["code"] == 7
