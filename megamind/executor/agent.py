@@ -284,7 +284,11 @@ class Agent:
 
     async def _start(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
         try:
-            await self.docker.pull(command["image"])
+            await asyncio.wait_for(self.docker.pull(command["image"]), self.config.pull_timeout_s)
+        except asyncio.TimeoutError:
+            await self._report(handle.taskid, TaskState.ERROR,
+                               f"pull failed: no answer within {self.config.pull_timeout_s:g}s")
+            return False
         except PullError as exc:
             await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {exc}")
             return False

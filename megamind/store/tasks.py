@@ -208,6 +208,11 @@ class TaskStore:
                     " updated_at = ? WHERE taskid = ? AND state = ?",
                     [(int(TaskState.ERROR), time.time(), t, int(TaskState.SETUP)) for t, _ in expired],
                 )
+                # A start that arrives after the verdict would run a task shown as failed.
+                await conn.executemany(
+                    "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
+                    [(t,) for t, _ in expired],
+                )
         return expired
 
     # --- commands ------------------------------------------------------------------

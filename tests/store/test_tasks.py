@@ -187,6 +187,7 @@ async def test_expire_setup(store, account, hwid):
     assert (stored.state, stored.error_msg) == (TaskState.ERROR, "setup timed out")
     assert (await store.tasks.get(account.id, running.taskid)).state is TaskState.RUNNING
     assert await store.tasks.busy_executors() == {other}
+    assert await store.tasks.pending_commands(hwid) == []  # its start will not run late
     assert await store.tasks.expire_setup(time.time() + 1) == []
 
 
