@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = Path(".megamind")
+# Polling gettasklist ten times a second is how the contract says to watch a task:
+# the default per-key limit leaves room for that and for a few other calls beside it.
+DEFAULT_RATE_LIMIT = "30/second;3000/minute"
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class ServerConfig:
     setup_timeout_s: float = 900.0
     log_flush_s: float = 0.25
     key_cache_ttl_s: float = 2.0
+    # A `limits` string per api-key ("none": unlimited); keys may carry their own.
+    rate_limit: str = DEFAULT_RATE_LIMIT
     # With no flags, server and executor share this folder; see `local_account_key_file`.
     home: Path = DEFAULT_HOME
     create_local_account: bool = False
@@ -49,3 +54,6 @@ class AgentConfig:
     memory_mb: int | None = None
     cpus: float | None = None
     pids_limit: int = 4096
+    # One agent process can offer its host as several executors (slots); each slot
+    # gets its own hwid and credential, a share of the GPUs and 1/slots of the RAM.
+    slots: int = 1

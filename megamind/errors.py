@@ -28,6 +28,7 @@ class ErrorCode(IntEnum):
     UNAVAILABLE = 15
     IMAGE_NOT_ALLOWED = 16
     ACCOUNT_NOT_FOUND = 17
+    REQUEST_TIMEOUT = 18
 
 
 class MegamindError(Exception):
@@ -36,9 +37,11 @@ class MegamindError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL
     status: int = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Seconds a client should wait, sent as Retry-After (rate limits).
+        self.retry_after = retry_after
 
 
 def _error(name: str, code: ErrorCode, status: int) -> type[MegamindError]:
@@ -61,6 +64,7 @@ RateLimited = _error("RateLimited", ErrorCode.RATE_LIMITED, 429)
 Unavailable = _error("Unavailable", ErrorCode.UNAVAILABLE, 503)
 ImageNotAllowed = _error("ImageNotAllowed", ErrorCode.IMAGE_NOT_ALLOWED, 422)
 AccountNotFound = _error("AccountNotFound", ErrorCode.ACCOUNT_NOT_FOUND, 404)
+RequestTimeout = _error("RequestTimeout", ErrorCode.REQUEST_TIMEOUT, 408)
 
 # code -> (HTTP status, meaning), the documented table (README "Error codes").
 ERROR_TABLE: dict[int, tuple[int, str]] = {
@@ -81,4 +85,5 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     ErrorCode.UNAVAILABLE: (503, "the server is starting or shutting down"),
     ErrorCode.IMAGE_NOT_ALLOWED: (422, "the image is not a megamind.network image"),
     ErrorCode.ACCOUNT_NOT_FOUND: (404, "no such account"),
+    ErrorCode.REQUEST_TIMEOUT: (408, "the body was sent too slowly"),
 }

@@ -38,7 +38,8 @@ start_dockerd() {
         return
     fi
     say "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+    # live-restore: task containers outlive an engine restart, as they outlive an agent restart.
+    nohup dockerd --live-restore >"$DOCKERD_LOG" 2>&1 &
     for _ in $(seq 1 120); do
         docker info >/dev/null 2>&1 && return
         sleep 0.5

@@ -15,9 +15,11 @@ _CHUNK = b"\0" * (256 * 1024)
 
 async def register(request: web.Request) -> web.Response:
     """An owner's api-key enrols a new executor; it gets its own token back, once."""
-    account = await request.app[auth_key].account(request)
+    caller = await request.app[auth_key].caller(request)
     body = await read_body(request, register_request_schema)
-    hwid, token = await request.app[store_key].executors.register(account.id, body["hardware"], body["cost"])
+    hwid, token = await request.app[store_key].executors.register(
+        caller.account.id, body["hardware"], body["cost"]
+    )
     return json_response(register_response_schema.dump({"hwid": hwid, "token": token}), status=201)
 
 

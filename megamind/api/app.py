@@ -13,8 +13,10 @@ from aiohttp import web
 
 from megamind.api.auth import Authenticator
 from megamind.api.hub import ExecutorHub
-from megamind.api.keys import auth_key, background_key, config_key, hub_key, store_key
+from megamind.api.keys import auth_key, background_key, config_key, hub_key, rate_limiter_key, store_key
+from megamind.api import protocol_errors
 from megamind.api.middlewares import customer_auth_middleware, error_middleware
+from megamind.api.ratelimit import KeyRateLimiter
 from megamind.api.routes import setup_routes
 from megamind.config import ServerConfig
 from megamind.store import Store
@@ -25,11 +27,13 @@ LOCAL_ACCOUNT = "local"
 
 
 def create_app(config: ServerConfig) -> web.Application:
+    protocol_errors.install()
     app = web.Application(
         middlewares=[error_middleware, customer_auth_middleware],
         client_max_size=config.max_body_bytes,
     )
     app[config_key] = config
+    app[rate_limiter_key] = KeyRateLimiter(config.rate_limit)
     app.cleanup_ctx.extend([store_ctx, hub_ctx, background_ctx])
     setup_routes(app)
     return app

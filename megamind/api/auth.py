@@ -13,7 +13,7 @@ from aiohttp import web
 from megamind.errors import Unauthorized
 from megamind.protocol import TOKEN_HEADER
 from megamind.store import Store
-from megamind.store.accounts import Account
+from megamind.store.accounts import Caller
 from megamind.store.executors import ExecutorRecord
 
 API_KEY_HEADER = "api-key"
@@ -25,9 +25,9 @@ class Authenticator:
         self._store = store
         self._ttl = cache_ttl_s
         # A short-lived cache: a revoked key stops working within the TTL.
-        self._cache: dict[str, tuple[float, Account]] = {}
+        self._cache: dict[str, tuple[float, Caller]] = {}
 
-    async def account(self, request: web.Request) -> Account:
+    async def caller(self, request: web.Request) -> Caller:
         key = request.headers.get(API_KEY_HEADER)
         if not key:
             raise Unauthorized("the api-key header is missing")
@@ -35,14 +35,14 @@ class Authenticator:
         hit = self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        account = await self._store.accounts.by_api_key(key)
-        if account is None:
+        caller = await self._store.accounts.by_api_key(key)
+        if caller is None:
             self._cache.pop(key, None)
             raise Unauthorized("the api-key is unknown or revoked")
         if len(self._cache) >= _MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[key] = (now + self._ttl, account)
-        return account
+        self._cache[key] = (now + self._ttl, caller)
+        return caller
 
     async def executor(self, request: web.Request) -> ExecutorRecord:
         token = request.headers.get(TOKEN_HEADER)

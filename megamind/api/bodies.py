@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema, ValidationError
 
-from megamind.errors import BadRequest, ErrorCode, UnsupportedMediaType, ValidationFailed
+from megamind.api.keys import config_key
+from megamind.errors import BadRequest, ErrorCode, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, ValidationFailed
+
+BODY_READ_TIMEOUT_S = 10.0
 
 # Clients of the original document may send JSON as curl's default form type or with
 # no type at all; anything that is plainly not JSON is refused.
@@ -38,7 +42,16 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raise UnsupportedMediaType(
             f"the body must be JSON (Content-Type: application/json), not {request.content_type}"
         )
-    raw = await request.read()  # raises 413 past client_max_size
+    limit = request.app[config_key].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refused on the announcement alone: nothing of it is read or buffered.
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    try:
+        # A client trickling its body holds a connection, never the server's memory:
+        # past client_max_size the read fails with 413, past the timeout with 408.
+        raw = await asyncio.wait_for(request.read(), BODY_READ_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {BODY_READ_TIMEOUT_S:g} s") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -14,11 +14,13 @@ from megamind.store.accounts import Account
 if TYPE_CHECKING:
     from megamind.api.auth import Authenticator
     from megamind.api.hub import ExecutorHub
+    from megamind.api.ratelimit import KeyRateLimiter
 
 config_key = web.AppKey("config", ServerConfig)
 store_key = web.AppKey("store", Store)
 hub_key = web.AppKey("hub", "ExecutorHub")
 auth_key = web.AppKey("auth", "Authenticator")
+rate_limiter_key = web.AppKey("rate_limiter", "KeyRateLimiter")
 background_key = web.AppKey("background", list[asyncio.Task])
 
 # Set on the request by the authentication middleware.  aiohttp >= 3.13 warns about

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from megamind.api.bodies import error_response
-from megamind.api.keys import ACCOUNT, auth_key, config_key
+from megamind.api.keys import ACCOUNT, auth_key, config_key, rate_limiter_key
 from megamind.errors import ErrorCode, MegamindError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except MegamindError as exc:
-        return error_response(exc.code, exc.message, exc.status)
+        response = error_response(exc.code, exc.message, exc.status)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -59,7 +62,12 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 @web.middleware
 async def customer_auth_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Customer calls need an api-key; unknown routes still answer 404 first."""
+    """Customer calls need an api-key and stay within its rate limit.
+
+    Unknown routes still answer 404 first.
+    """
     if request.path.startswith(CUSTOMER_PREFIX) and request.match_info.http_exception is None:
-        request[ACCOUNT] = await request.app[auth_key].account(request)
+        caller = await request.app[auth_key].caller(request)
+        await request.app[rate_limiter_key].check(caller)
+        request[ACCOUNT] = caller.account
     return await handler(request)

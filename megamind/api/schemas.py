@@ -100,3 +100,70 @@ task_logs_schema = TaskLogsSchema()
 register_request_schema = RegisterRequestSchema()
 register_response_schema = RegisterResponseSchema()
 hello_schema = HelloSchema()
+
+
+# --- extensions (megamind/api/extensions.py): calls beyond the contract -----------
+# They add to the API and never change the contract's shapes above.
+
+
+class StatusSchema(Schema):
+    code = fields.Integer(required=True, metadata={"description": "0: success"})
+    message = fields.String(required=True, metadata={"description": '"ok"'})
+
+
+class TaskDetailSchema(TaskItemSchema):
+    state_name = fields.String(
+        required=True, validate=validate.OneOf(["unknown", "setup", "running", "stopped", "error"]),
+        metadata={"description": "the state's name: unknown, setup, running, stopped or error"},
+    )
+    hwid = fields.String(required=True, metadata={"description": "the executor the task runs on"})
+    executor_online = fields.Boolean(
+        required=True, metadata={"description": "whether that executor is connected to the API now"},
+    )
+    pending_command = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(["start", "restart", "remove"]),
+        metadata={"description": "the last command for this task that the executor has not yet reported "
+                                 "carried out (start: the image is being pulled and the container "
+                                 "created and started), or null"},
+    )
+    created_at = fields.Float(required=True, metadata={"description": "when addtask was called, Unix seconds"})
+    updated_at = fields.Float(
+        required=True, metadata={"description": "when the state or error_msg last changed, Unix seconds"},
+    )
+
+
+class ExecutorItemSchema(Schema):
+    hwid = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["offline", "free", "busy"]),
+        metadata={"description": "offline: not connected; free: listed by gethwlist; busy: holds a task"},
+    )
+    online = fields.Boolean(required=True)
+    busy = fields.Boolean(required=True, metadata={"description": "a task in setup or running holds it"})
+    taskid = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "the task holding it when that task is the caller's own, else null"},
+    )
+    gpus = fields.List(fields.String(), required=True)
+    cpus = fields.List(fields.String(), required=True)
+    ram = fields.Integer(required=True)
+    network = fields.String(required=True)
+    calculated_perfomance_rating = fields.Float(required=True)
+    cost = fields.Float(required=True)
+    ip = fields.String(required=True, metadata={"description": "the address it last connected from"})
+    last_seen = fields.Float(
+        required=True, allow_none=True,
+        metadata={"description": "when it last connected, Unix seconds; null if never"},
+    )
+
+
+class ImageItemSchema(Schema):
+    image = fields.String(required=True, metadata={"description": "megamind.network/<name>:<tag>, for addtask"})
+    name = fields.String(required=True)
+    tag = fields.String(required=True)
+
+
+status_schema = StatusSchema()
+task_detail_schema = TaskDetailSchema()
+executor_item_schema = ExecutorItemSchema()
+image_item_schema = ImageItemSchema()

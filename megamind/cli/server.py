@@ -6,7 +6,16 @@ import click
 from aiohttp import web
 
 from megamind.api.app import create_app
+from megamind.api.ratelimit import DEFAULT_RATE_LIMIT, parse_rate_limit
 from megamind.config import DEFAULT_HOME, ServerConfig
+
+
+def _check_rate_limit(ctx, param, value: str) -> str:
+    try:
+        parse_rate_limit(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 @click.command()
@@ -18,10 +27,15 @@ from megamind.config import DEFAULT_HOME, ServerConfig
               help="HOST:PORT of the registry that megamind.network/... images are pulled from.")
 @click.option("--setup-timeout", default=900.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds a task may stay in setup before it is an error.")
+@click.option("--rate-limit", default=DEFAULT_RATE_LIMIT, show_default=True, callback=_check_rate_limit,
+              help="Requests allowed per api-key, as `limits` strings joined by ';' "
+                   "(e.g. '60/minute;1000/hour'), or 'none'. Keys may carry their own "
+                   "(megamind admin set-rate-limit).")
 @click.option("--local-account/--no-local-account", default=True, show_default=True,
               help="Create an account 'local' and write its api-key next to the database, "
                    "so that `megamind executor` with no flags can use it.")
-def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, local_account: bool) -> None:
+def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, rate_limit: str,
+           local_account: bool) -> None:
     """Serve the API until SIGTERM or SIGINT."""
     config = ServerConfig(
         db_path=db_path,
@@ -29,6 +43,7 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         port=port,
         registry=registry,
         setup_timeout_s=setup_timeout,
+        rate_limit=rate_limit,
         home=db_path.parent,
         create_local_account=local_account,
     )

@@ -44,6 +44,7 @@ from megamind.states import TaskState, state_of_exit
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+CONNECT_TIMEOUT_S = 10.0
 # After a container stops, its last lines are still read for this long.
 FINAL_LOG_WINDOW_S = 1.5
 LOG_POLL_CONCURRENCY = 4
@@ -94,6 +95,8 @@ class Agent:
         identity: Identity,
         hardware: dict[str, Any],
         gpus: list[Gpu],
+        *,
+        shared_events: bool = False,
     ) -> None:
         self.config = config
         self.docker = docker
@@ -109,6 +112,8 @@ class Agent:
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._events_stop = threading.Event()
         self.connected = asyncio.Event()
+        # --slots: one engine event stream feeds every slot through feed_event (service.py).
+        self.shared_events = shared_events
 
     @property
     def hwid(self) -> str:
@@ -125,8 +130,9 @@ class Agent:
             asyncio.create_task(self._consume_events(), name="docker-events"),
             asyncio.create_task(self._resync_forever(), name="resync"),
         ]
-        watcher = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
-        watcher.start()
+        if not self.shared_events:
+            watcher = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
+            watcher.start()
         try:
             await self._stay_connected()
         finally:
@@ -142,12 +148,17 @@ class Agent:
         url = self.identity.api_url.rstrip("/") + AGENT_PATH
         while True:
             try:
-                async with self.http.ws_connect(
-                    url,
-                    headers={TOKEN_HEADER: self.identity.token},
-                    heartbeat=self.config.heartbeat_s,
-                    max_msg_size=4 * 1024 * 1024,
-                ) as ws:
+                # A link that accepts bytes but never answers must not hold the agent forever.
+                ws = await asyncio.wait_for(
+                    self.http.ws_connect(
+                        url,
+                        headers={TOKEN_HEADER: self.identity.token},
+                        heartbeat=self.config.heartbeat_s,
+                        max_msg_size=4 * 1024 * 1024,
+                    ),
+                    timeout=CONNECT_TIMEOUT_S,
+                )
+                async with ws:
                     attempt = 0
                     await self._session(ws)
             except aiohttp.WSServerHandshakeError as exc:
@@ -265,22 +276,34 @@ class Agent:
         async with handle.lock:
             handle.busy = True
             try:
-                if op == OP_START:
-                    started = await self._start(handle, command)
-                elif op == OP_RESTART:
-                    started = await self._restart(handle, command)
-                elif op == OP_REMOVE:
-                    await self._remove(handle)
-                    started = False
-                else:
-                    log.warning("unknown command %r ignored", op)
-                    started = False
+                started = await self._apply(handle, op, command)
+            except Exception as exc:
+                # One task's trouble stays that task's: report it and carry on.
+                log.exception("command %s (%s of %s) failed", command_id, op, taskid)
+                if op != OP_REMOVE:
+                    await self._report(taskid, TaskState.ERROR, f"agent failed to {op}: {exc}")
+                started = False
             finally:
                 handle.busy = False
             if started:
-                await self._refresh(handle)
+                try:
+                    await self._refresh(handle)
+                except DockerException as exc:
+                    log.warning("could not inspect %s after %s: %s", taskid, op, exc)
         self.applied.add(command_id)
         await self._send({"type": "ack", "id": command_id})
+
+    async def _apply(self, handle: TaskHandle, op: str, command: dict[str, Any]) -> bool:
+        """Carry out one command; True when a container was (re)started."""
+        if op == OP_START:
+            return await self._start(handle, command)
+        if op == OP_RESTART:
+            return await self._restart(handle, command)
+        if op == OP_REMOVE:
+            await self._remove(handle)
+            return False
+        log.warning("unknown command %r ignored", op)
+        return False
 
     async def _start(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
         try:
@@ -339,17 +362,26 @@ class Agent:
     def _watch_events(self) -> None:
         """Thread: the engine's event stream for our containers, fed to the loop."""
         loop_put = self._events_put
+        lost = False
         while not self._events_stop.is_set():
             try:
-                for event in self.docker.runtime.events(self.hwid):
+                stream = self.docker.runtime.events(self.hwid)
+                if lost:
+                    # The engine is back: what changed while it was away is learnt now.
+                    loop_put(None)
+                    lost = False
+                for event in stream:
                     if self._events_stop.is_set():
                         return
                     loop_put(event)
             except Exception as exc:  # the engine restarted or the socket broke
                 log.info("docker event stream lost (%s)", exc.__class__.__name__)
-            # Whatever happened while the stream was down is learnt by a resync.
-            loop_put(None)
+            lost = True
             self._events_stop.wait(1.0)
+
+    def feed_event(self, event: dict[str, Any] | None) -> None:
+        """--slots: an event of this slot's containers from the shared stream (None: resync)."""
+        self._events.put_nowait(event)
 
     def _events_put(self, event: dict[str, Any] | None) -> None:
         try:

@@ -22,6 +22,16 @@ class ApiKeyInfo:
     prefix: str
     created_at: float
     revoked_at: float | None
+    rate_limit: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who holds an api-key: the account, which of its keys, and that key's own limit."""
+
+    account: Account
+    key_id: int
+    rate_limit: str | None
 
 
 class AccountStore:
@@ -58,10 +68,21 @@ class AccountStore:
     async def list_keys(self, name: str) -> list[ApiKeyInfo]:
         account = await self.get_by_name(name)
         rows = await self._db.fetchall(
-            "SELECT id, prefix, created_at, revoked_at FROM api_keys WHERE account_id = ? ORDER BY id",
+            "SELECT id, prefix, created_at, revoked_at, rate_limit FROM api_keys"
+            " WHERE account_id = ? ORDER BY id",
             (account.id,),
         )
-        return [ApiKeyInfo(r["id"], r["prefix"], r["created_at"], r["revoked_at"]) for r in rows]
+        return [
+            ApiKeyInfo(r["id"], r["prefix"], r["created_at"], r["revoked_at"], r["rate_limit"]) for r in rows
+        ]
+
+    async def set_rate_limit(self, name: str, key_id: int, rate_limit: str | None) -> bool:
+        account = await self.get_by_name(name)
+        changed = await self._db.execute(
+            "UPDATE api_keys SET rate_limit = ? WHERE id = ? AND account_id = ?",
+            (rate_limit, key_id, account.id),
+        )
+        return changed > 0
 
     async def revoke_key(self, name: str, key_id: int) -> bool:
         account = await self.get_by_name(name)
@@ -71,15 +92,17 @@ class AccountStore:
         )
         return changed > 0
 
-    async def by_api_key(self, key: str) -> Account | None:
+    async def by_api_key(self, key: str) -> Caller | None:
         if not key.startswith(API_KEY_PREFIX):
             return None
         row = await self._db.fetchone(
-            "SELECT a.id, a.name FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-            " WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            "SELECT a.id, a.name, k.id AS key_id, k.rate_limit FROM api_keys k"
+            " JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
             (hash_secret(key),),
         )
-        return Account(id=row["id"], name=row["name"]) if row else None
+        if row is None:
+            return None
+        return Caller(Account(id=row["id"], name=row["name"]), row["key_id"], row["rate_limit"])
 
     @staticmethod
     async def _insert_key(conn, account_id: int, key: str) -> None:

@@ -61,4 +61,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX pending_commands ON commands(hwid, id) WHERE done = 0;
     """,
+    # 2: a rate limit of its own per api-key (NULL: the server's default).
+    """
+    ALTER TABLE api_keys ADD COLUMN rate_limit TEXT;
+    """,
 ]

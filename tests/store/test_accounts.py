@@ -18,7 +18,7 @@ async def test_create_returns_a_working_key(store):
     account, key = await store.accounts.create("alice")
     assert key.startswith(API_KEY_PREFIX)
     assert len(key) > 40
-    assert await store.accounts.by_api_key(key) == account
+    assert (await store.accounts.by_api_key(key)).account == account
     assert await store.accounts.get_by_name("alice") == account
     assert await store.accounts.exists("alice")
     assert not await store.accounts.exists("bob")
@@ -60,7 +60,7 @@ async def test_revoke(store):
 
     assert await store.accounts.revoke_key("alice", keys[0].id) is True
     assert await store.accounts.by_api_key(first) is None
-    assert await store.accounts.by_api_key(second) == account
+    assert (await store.accounts.by_api_key(second)).account == account
     assert await store.accounts.revoke_key("alice", keys[0].id) is False  # already revoked
     keys = await store.accounts.list_keys("alice")
     assert keys[0].revoked_at is not None and keys[1].revoked_at is None

@@ -48,7 +48,7 @@ async def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
     store = await Store.open(path)
     try:
         assert await store.accounts.get_by_name("alice") == account
-        assert await store.accounts.by_api_key(key) == account
+        assert (await store.accounts.by_api_key(key)).account == account
         record = await store.executors.by_token(token)
         assert record is not None and record.hwid == hwid and record.hardware == {"ram": 1}
         assert (await store.db.fetchone("PRAGMA user_version"))[0] == len(MIGRATIONS)

@@ -1,0 +1,97 @@
+"""Malformed and hostile HTTP on a real socket: a JSON error, a closed connection, no harm."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import pytest
+
+from megamind.api import bodies
+from megamind.api.app import create_app
+
+
+@pytest.fixture
+async def server(aiohttp_server, config):
+    return await aiohttp_server(create_app(config), host="127.0.0.1")
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict, bytes]:
+    """One HTTP answer: the server may keep the socket open after it, so read by length."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v for k, _, v in (line.partition(": ") for line in lines[1:] if line)}
+    body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", 0))), timeout=10)
+    return status, headers, body
+
+
+async def exchange(server, raw: bytes) -> tuple[int, dict, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await read_answer(reader)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def assert_json_error(status, headers, body, expected_status, code):
+    assert status == expected_status, body
+    assert headers["content-type"].startswith("application/json")
+    parsed = json.loads(body)
+    assert set(parsed) == {"code", "message"} and parsed["code"] == code and parsed["message"]
+    return parsed["message"]
+
+
+async def test_a_huge_header_is_refused_with_json(server, alice):
+    request = (
+        b"GET /api/v1/gettasklist HTTP/1.1\r\nHost: x\r\napi-key: " + alice.key.encode()
+        + b"\r\nX-Filler: " + b"a" * 100_000 + b"\r\n\r\n"
+    )
+    message = assert_json_error(*await exchange(server, request), 400, 2)
+    assert "malformed HTTP request" in message
+
+
+async def test_a_garbage_request_line_is_refused_with_json(server):
+    assert_json_error(*await exchange(server, b"\x16\x03\x01 not http at all\r\n\r\n"), 400, 2)
+
+
+async def test_a_body_announced_larger_than_allowed_is_refused_before_it_is_read(server, alice):
+    request = (
+        b"POST /api/v1/addtask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"api-key: " + alice.key.encode() + b"\r\nContent-Length: 100000000\r\n\r\n{"
+    )
+    # 100 MB announced, 1 byte sent: the answer comes without waiting for the rest.
+    assert_json_error(*await exchange(server, request), 413, 12)
+
+
+async def test_a_trickled_body_times_out_with_json(server, alice, monkeypatch):
+    monkeypatch.setattr(bodies, "BODY_READ_TIMEOUT_S", 0.5)
+    head = (
+        b"POST /api/v1/addtask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\napi-key: " + alice.key.encode() + b"\r\nContent-Length: 500\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head + b'{"image": ')  # and no more bytes, ever
+        await writer.drain()
+        status, headers, body = await read_answer(reader)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert_json_error(status, headers, body, 408, 18)
+
+
+async def test_the_server_keeps_serving_after_all_that(server, alice):
+    await exchange(server, b"\x00\x01\x02\r\n\r\n")
+    status, headers, body = await exchange(
+        server,
+        b"GET /api/v1/gettasklist HTTP/1.1\r\nHost: x\r\nConnection: close\r\napi-key: "
+        + alice.key.encode() + b"\r\n\r\n",
+    )
+    assert status == 200 and json.loads(body) == []
