@@ -105,9 +105,9 @@ def start_executor(server, alice_key, run_id, tmp_path, engine):
     """Start agents owned by alice; each is stopped after the test, its containers removed."""
     started: list[Executor] = []
 
-    def start(state_dir: Path | None = None) -> Executor:
-        ex = Executor(server.url, alice_key, state_dir or tmp_path / f"agent{len(started)}",
-                      {TEST_LABEL: run_id})
+    def start(state_dir: Path | None = None, api_url: str | None = None, extra_args: tuple[str, ...] = ()) -> Executor:
+        ex = Executor(api_url or server.url, alice_key, state_dir or tmp_path / f"agent{len(started)}",
+                      {TEST_LABEL: run_id}, extra_args)
         connections_before = ex.connections()
         ex.start()
         started.append(ex)

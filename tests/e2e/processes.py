@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -117,6 +118,7 @@ class Executor:
     api_key: str
     state_dir: Path
     labels: dict[str, str]
+    extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
 
     @property
@@ -134,6 +136,7 @@ class Executor:
                            "--state-dir", str(self.state_dir), "--network", "none", "--cost", "0.5"]
         for key, value in self.labels.items():
             args += ["--label", f"{key}={value}"]
+        args += list(self.extra_args)
         with open(self.state_dir / "agent.log", "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log)
 
@@ -150,3 +153,23 @@ class Executor:
     def connections(self) -> int:
         """How many times the agent has said it is connected (the API welcomed it)."""
         return self.log_text().count("megamind.executor.agent: connected to")
+
+
+def restart_dockerd(downtime_s: float, timeout: float = 60.0) -> None:
+    """Stop the engine, keep it down for ``downtime_s``, start it again as it was started."""
+    pid = int(subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("dockerd did not stop")
+        time.sleep(0.1)
+    time.sleep(downtime_s)
+    # Detached through a shell: the engine outlives this test process, as it was before.
+    command = " ".join(shlex.quote(a.decode()) for a in argv)
+    subprocess.run(["sh", "-c", f"setsid {command} >>/var/log/megamind-dockerd.log 2>&1 &"], check=True)
+    while subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError("dockerd did not come back")
+        time.sleep(0.2)
