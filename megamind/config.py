@@ -57,3 +57,5 @@ class AgentConfig:
     # One agent process can offer its host as several executors (slots); each slot
     # gets its own hwid and credential, a share of the GPUs and 1/slots of the RAM.
     slots: int = 1
+    # Task containers never share the host's network stack unless the owner says so.
+    allow_host_network: bool = False

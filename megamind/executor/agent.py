@@ -104,7 +104,10 @@ class Agent:
         self.identity = identity
         self.hardware = hardware
         self.gpus = gpus
-        self.limits = Limits(config.network, config.memory_mb, config.cpus, config.pids_limit)
+        self.limits = Limits.checked(
+            config.network, config.allow_host_network,
+            memory_mb=config.memory_mb, cpus=config.cpus, pids_limit=config.pids_limit,
+        )
         self.applied = AppliedCommands(config.state_dir)
         self.handles: dict[str, TaskHandle] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None

@@ -25,12 +25,27 @@ PARAMS_ENV = "MEGAMIND_PARAMS"
 TASK_ENV = "MEGAMIND_TASK_ID"
 
 
+HOST_NETWORK = "host"
+
+
+class HostNetworkRefused(ValueError):
+    """The owner did not allow task containers on the host's network."""
+
+
 @dataclass(frozen=True)
 class Limits:
     network: str = "bridge"
     memory_mb: int | None = None
     cpus: float | None = None
     pids_limit: int = 4096
+
+    @classmethod
+    def checked(cls, network: str, allow_host_network: bool, **limits) -> "Limits":
+        if network == HOST_NETWORK and not allow_host_network:
+            raise HostNetworkRefused(
+                "--network host gives tasks the host's network stack; pass --allow-host-network to allow it"
+            )
+        return cls(network=network, **limits)
 
 
 def container_name(taskid: str) -> str:

@@ -1,3 +1,5 @@
+import pytest
+
 from megamind.executor.gpu import Gpu
 from megamind.executor.spec import (
     ALLOWED_CAPABILITIES,
@@ -112,3 +114,12 @@ def test_no_host_storage():
     for kw in (kwargs(), kwargs(Limits(memory_mb=1, cpus=1), gpus=GPUS)):
         assert not {"volumes", "binds", "mounts", "volumes_from", "tmpfs", "devices"} & kw.keys()
         assert kw.get("pid_mode") is None and kw.get("ipc_mode") is None
+
+
+def test_host_network_needs_the_owners_consent():
+    from megamind.executor.spec import HostNetworkRefused, Limits
+
+    with pytest.raises(HostNetworkRefused):
+        Limits.checked("host", allow_host_network=False)
+    assert Limits.checked("host", allow_host_network=True).network == "host"
+    assert Limits.checked("none", allow_host_network=False, pids_limit=10).pids_limit == 10
