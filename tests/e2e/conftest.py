@@ -90,6 +90,12 @@ def bob_key(server) -> str:
     return server.create_account("bob")
 
 
+@pytest.fixture(scope="session")
+def fuzzer_key(server) -> str:
+    """Generated traffic spends its own key's rate budget, not the other tests'."""
+    return server.create_account("fuzzer")
+
+
 @pytest.fixture
 def alice(server, alice_key) -> Api:
     return Api(server.url, alice_key)

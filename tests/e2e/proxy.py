@@ -45,6 +45,7 @@ class CuttableProxy:
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
     async def _reset_all(self) -> None:
         for writer in list(self._writers):

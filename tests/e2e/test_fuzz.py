@@ -49,23 +49,23 @@ def assert_sane(answer) -> None:
 
 @FUZZ
 @given(call=st.sampled_from(CALLS), taskid=ids, body=st.one_of(addtask_like, json_values))
-def test_any_json_body_on_any_call(server, alice_key, call, taskid, body):
+def test_any_json_body_on_any_call(server, fuzzer_key, call, taskid, body):
     method, path = call
     from urllib.parse import quote
 
-    answer = Api(server.url, alice_key).call(method, path.format(id=quote(taskid, safe="")), body)
+    answer = Api(server.url, fuzzer_key).call(method, path.format(id=quote(taskid, safe="")), body)
     assert_sane(answer)
     if method == "POST" and path.endswith("addtask") and answer.status == 200:
-        Api(server.url, alice_key).deltask(answer.json["taskid"])
+        Api(server.url, fuzzer_key).deltask(answer.json["taskid"])
 
 
 @FUZZ
 @given(call=st.sampled_from(CALLS), raw=st.binary(max_size=300),
        content_type=st.sampled_from(["application/json", "text/plain", "application/xml", ""]))
-def test_any_bytes_on_any_call(server, alice_key, call, raw, content_type):
+def test_any_bytes_on_any_call(server, fuzzer_key, call, raw, content_type):
     method, path = call
     headers = {"Content-Type": content_type} if content_type else {}
-    assert_sane(Api(server.url, alice_key).call(method, path.format(id="x"), raw=raw, headers=headers))
+    assert_sane(Api(server.url, fuzzer_key).call(method, path.format(id="x"), raw=raw, headers=headers))
 
 
 @FUZZ

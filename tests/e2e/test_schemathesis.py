@@ -1,0 +1,49 @@
+"""Every call of the OpenAPI spec, fuzzed by schemathesis against the real server process.
+
+Schemathesis generates requests from the spec the server publishes; what must hold for
+every one of them: no 5xx, and every error is exactly ``{"code", "message"}`` with a
+non-zero integer code.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from megamind.api.openapi import SPEC_PATH, build_spec
+
+OPERATIONS = [
+    (path, method.upper())
+    for path, item in build_spec()["paths"].items()
+    for method in item
+    if method in {"get", "post", "put", "delete", "patch"}
+]
+
+
+@pytest.fixture(scope="module")
+def published_schema(server):
+    with urllib.request.urlopen(server.url + SPEC_PATH, timeout=10) as resp:
+        return schemathesis.openapi.from_dict(json.load(resp))
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m} {p}" for p, m in OPERATIONS])
+def test_no_call_answers_5xx_or_a_malformed_error(published_schema, server, fuzzer_key, path, method):
+    strategy = published_schema[path][method].as_strategy()
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(data=st.data())
+    def check(data):
+        case = data.draw(strategy)
+        response = case.call(base_url=server.url, headers={"api-key": fuzzer_key})
+        assert response.status_code < 500, response.text
+        if response.status_code >= 400:
+            body = json.loads(response.content)
+            assert set(body) == {"code", "message"}, body
+            assert isinstance(body["code"], int) and body["code"] != 0 and body["message"]
+
+    check()
