@@ -17,6 +17,13 @@
 # (docker-compose.yml does the same with DOCKER_GID.) Note that access to the
 # Docker socket is root-equivalent on the host whatever the container's user.
 #
+# The customer commands are in the image too:
+#
+#   docker run --rm --network host -e MEGAMIND_API_KEY=... megamind hw
+#
+# .dockerignore keeps local state (.megamind: keys, database), .venv and .git out of
+# the build context.
+#
 # Building needs the python:3.12-slim base image and PyPI.
 
 # --- build: install the package and its dependencies into a venv ----------

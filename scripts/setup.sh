@@ -17,6 +17,7 @@ install_debian_packages() {
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v docker >/dev/null 2>&1 || missing+=(docker.io)
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+    command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
     command -v python3 >/dev/null 2>&1 || missing+=(python3)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)

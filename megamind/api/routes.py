@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from megamind.api import agent_handlers, handlers
+from megamind.api import agent_handlers, extensions, handlers, openapi
 from megamind.protocol import AGENT_PATH, REGISTER_PATH, SPEEDTEST_PATH
 
 
@@ -13,6 +13,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/gettasklist", handlers.gettasklist)
     app.router.add_post("/api/v1/restarttask/{taskid}", handlers.restarttask)
     app.router.add_get("/api/v1/gettasklogs/{taskid}", handlers.gettasklogs)
+
+    # Extensions: beyond the contract, never changing its shapes.
+    app.router.add_get("/api/v1/task/{taskid}", extensions.task)
+    app.router.add_get("/api/v1/executors", extensions.executors)
+    app.router.add_get("/api/v1/images", extensions.images)
+    # Outside /api/v1/: readable without an api-key.
+    app.router.add_get(openapi.SPEC_PATH, openapi.serve)
 
     app.router.add_post(REGISTER_PATH, agent_handlers.register)
     app.router.add_get(SPEEDTEST_PATH, agent_handlers.speedtest)

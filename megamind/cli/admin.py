@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import sys
 from pathlib import Path
 
@@ -67,9 +68,18 @@ def create_key(name: str, db_path: Path) -> None:
 @admin.command("list-keys")
 @click.argument("name")
 @db_option
-def list_keys(name: str, db_path: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs instead of text.")
+def list_keys(name: str, db_path: Path, as_json: bool) -> None:
     """List an account's api-keys (their ids and first characters, never the keys)."""
-    for key in _run(_with_store(db_path, lambda store: store.accounts.list_keys(name))):
+    keys = _run(_with_store(db_path, lambda store: store.accounts.list_keys(name)))
+    if as_json:
+        click.echo(json.dumps([
+            {"id": k.id, "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
+             "active": k.revoked_at is None}
+            for k in keys
+        ], indent=2))
+        return
+    for key in keys:
         created = datetime.datetime.fromtimestamp(key.created_at).isoformat(timespec="seconds")
         status = "revoked" if key.revoked_at else "active"
         click.echo(f"{key.id}\t{key.prefix}…\t{created}\t{status}")

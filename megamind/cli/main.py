@@ -1,17 +1,54 @@
-"""The `megamind` command."""
+"""The `megamind` command.
+
+Subcommands are imported when used: a customer's `megamind ps` does not load the
+server, the Docker SDK or the database code.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import click
 
-from megamind.cli.admin import admin
-from megamind.cli.executor import executor
-from megamind.cli.server import server
+# name -> "module:attribute", in the order `megamind --help` lists them.
+COMMANDS = {
+    "login": "megamind.cli.customer:login",
+    "logout": "megamind.cli.customer:logout",
+    "hw": "megamind.cli.customer:hw",
+    "run": "megamind.cli.customer:run",
+    "ps": "megamind.cli.customer:ps",
+    "inspect": "megamind.cli.customer:inspect",
+    "logs": "megamind.cli.customer:logs",
+    "restart": "megamind.cli.customer:restart",
+    "rm": "megamind.cli.customer:rm",
+    "images": "megamind.cli.customer:images",
+    "executors": "megamind.cli.customer:executors",
+    "server": "megamind.cli.server:server",
+    "executor": "megamind.cli.executor:executor",
+    "admin": "megamind.cli.admin:admin",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MEGAMIND"})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MEGAMIND"},
+             epilog="Customers: `megamind login`, then `megamind hw`, `megamind run IMAGE --hwid ID --wait`, "
+                    "`megamind logs -f TASKID`. Owners: `megamind executor`, `megamind executors`. "
+                    "Exit codes: 0 ok, 1 the API refused the call, 2 bad usage, 3 not logged in, "
+                    "4 API unreachable, 5 the task ended in error (--wait), 6 timed out waiting, "
+                    "130 interrupted.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log on stderr.")
 def cli(log_level: str) -> None:
@@ -19,11 +56,6 @@ def cli(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-cli.add_command(server)
-cli.add_command(executor)
-cli.add_command(admin)
 
 
 def main() -> None:

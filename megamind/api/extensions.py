@@ -1,0 +1,179 @@
+"""Calls beyond the contract: one task in detail, an owner's executors, the registry's images.
+
+They live under ``/api/v1/`` with the six calls, so the same api-key, rate limit and
+error answers apply; none of them changes a shape the contract defines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from megamind.api.bodies import json_response
+from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
+from megamind.api.schemas import executor_item_schema, image_item_schema, task_detail_schema
+from megamind.errors import TaskNotFound, Unavailable
+from megamind.imageref import PUBLIC_REGISTRY
+from megamind.states import TaskState, visible_state
+
+log = logging.getLogger(__name__)
+
+REGISTRY_TIMEOUT_S = 10.0  # per request to the registry
+IMAGES_TIMEOUT_S = 30.0  # for the whole listing
+REGISTRY_PAGE = 100
+MAX_PAGES = 100  # of one listing: a registry that links on forever is cut off
+_TAG_LOOKUPS = 8
+
+
+async def task(request: web.Request) -> web.Response:
+    """GET /api/v1/task/{taskid}: gettasklist's object for one task, and what else the API knows."""
+    store, hub = request.app[store_key], request.app[hub_key]
+    taskid = request.match_info["taskid"]
+    row = await store.db.fetchone(
+        "SELECT t.taskid, t.hwid, t.image, t.params, t.state, t.error_msg, t.created_at, t.updated_at, e.ip"
+        " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+        " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
+        (taskid, request[ACCOUNT].id),
+    )
+    if row is None:
+        raise TaskNotFound(f"no task {taskid!r} in this account")
+    pending = await store.db.fetchone(
+        "SELECT op FROM commands WHERE taskid = ? AND done = 0 ORDER BY id DESC LIMIT 1", (taskid,)
+    )
+    online = hub.is_online(row["hwid"])
+    state = visible_state(TaskState(row["state"]), online)
+    return json_response(task_detail_schema.dump({
+        "taskid": row["taskid"],
+        "ip": row["ip"],
+        "image": row["image"],
+        "params": row["params"],
+        "state": int(state),
+        "error_msg": row["error_msg"],
+        "state_name": state.name.lower(),
+        "hwid": row["hwid"],
+        "executor_online": online,
+        "pending_command": pending["op"] if pending else None,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }))
+
+
+async def executors(request: web.Request) -> web.Response:
+    """GET /api/v1/executors: the caller's own executors, online or not, free or busy."""
+    store, hub = request.app[store_key], request.app[hub_key]
+    account_id = request[ACCOUNT].id
+    rows = await store.db.fetchall(
+        "SELECT hwid, hardware, cost, ip, last_seen FROM executors WHERE account_id = ? ORDER BY created_at",
+        (account_id,),
+    )
+    holders = await store.db.fetchall(
+        "SELECT t.hwid, t.taskid, t.account_id FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+        " WHERE e.account_id = ? AND t.holds_executor = 1",
+        (account_id,),
+    )
+    # Another account's task id is that account's secret: the owner only learns "busy".
+    held = {h["hwid"]: (h["taskid"] if h["account_id"] == account_id else None) for h in holders}
+    items = []
+    for row in rows:
+        hwid, hw = row["hwid"], json.loads(row["hardware"])
+        online, busy = hub.is_online(hwid), hwid in held
+        items.append({
+            "hwid": hwid,
+            "status": "offline" if not online else ("busy" if busy else "free"),
+            "online": online,
+            "busy": busy,
+            "taskid": held.get(hwid),
+            "gpus": hw.get("gpus", []),
+            "cpus": hw.get("cpus", []),
+            "ram": hw.get("ram", 0),
+            "network": hw.get("network", "unknown"),
+            "calculated_perfomance_rating": hw.get("calculated_perfomance_rating", 0.0),
+            "cost": row["cost"],
+            "ip": row["ip"],
+            "last_seen": row["last_seen"],
+        })
+    return json_response(executor_item_schema.dump(items, many=True))
+
+
+async def images(request: web.Request) -> web.Response:
+    """GET /api/v1/images: every name:tag the platform's registry holds, as customers name them."""
+    registry = request.app[config_key].registry
+    base = f"http://{registry}"
+    timeout = aiohttp.ClientTimeout(total=REGISTRY_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(IMAGES_TIMEOUT_S), aiohttp.ClientSession(base, timeout=timeout) as http:
+            names = sorted(set(await _catalog(http)))
+            limit = asyncio.Semaphore(_TAG_LOOKUPS)
+
+            async def tags_of(name: str) -> list[str]:
+                async with limit:
+                    return await _tags(http, name)
+
+            tag_lists = await asyncio.gather(*(tags_of(name) for name in names))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+        log.warning("registry %s: %s", registry, reason)
+        raise Unavailable(f"the image registry at {registry} cannot be read: {reason}") from None
+    items = [
+        {"image": f"{PUBLIC_REGISTRY}/{name}:{tag}", "name": name, "tag": tag}
+        for name, tags in zip(names, tag_lists)
+        for tag in sorted(set(tags))
+    ]
+    return json_response(image_item_schema.dump(items, many=True))
+
+
+async def _catalog(http: aiohttp.ClientSession) -> list[str]:
+    """All repository names, page by page (the registry links the next page)."""
+    return await _listing(http, f"/v2/_catalog?n={REGISTRY_PAGE}", "repositories")
+
+
+async def _tags(http: aiohttp.ClientSession, name: str) -> list[str]:
+    try:
+        return await _listing(http, f"/v2/{quote(name)}/tags/list?n={REGISTRY_PAGE}", "tags")
+    except _NotFound:
+        return []  # listed in the catalog, but every tag has been deleted
+
+
+async def _listing(http: aiohttp.ClientSession, url: str, key: str) -> list[str]:
+    items: list[str] = []
+    next_url: str | None = url
+    for _ in range(MAX_PAGES):
+        if next_url is None:
+            break
+        body, next_url = await _get(http, next_url)
+        items.extend(str(item) for item in body.get(key) or [])
+    return items
+
+
+class _NotFound(Exception):
+    pass
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, Any], str | None]:
+    async with http.get(url) as resp:
+        if resp.status == 404:
+            raise _NotFound(url)
+        if resp.status != 200:
+            raise ValueError(f"GET {url} answered HTTP {resp.status}")
+        body = await resp.json(content_type=None)
+        if not isinstance(body, dict):
+            raise ValueError(f"GET {url} did not answer a JSON object")
+        return body, _next_page(resp)
+
+
+def _next_page(resp: aiohttp.ClientResponse) -> str | None:
+    """The path of the next page from the Link header, on the same registry only."""
+    link = resp.links.get("next")
+    if not link:
+        return None
+    target = URL(str(link["url"]))
+    if target.is_absolute() and (target.host, target.port) != (resp.url.host, resp.url.port):
+        return None
+    return target.path_qs if target.path.startswith("/v2/") else None

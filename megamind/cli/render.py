@@ -1,0 +1,52 @@
+"""Text for people: aligned tables and short forms of long values."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Iterable[int] = ()) -> str:
+    """Columns padded to their widest cell; the columns in ``right`` are right-aligned."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    aligned = set(right)
+    lines = []
+    for row in cells:
+        parts = [cell.rjust(w) if i in aligned else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def counted(items: Sequence[str]) -> str:
+    """``["A", "A", "B"]`` as ``2× A, B``; ``-`` for none."""
+    if not items:
+        return "-"
+    return ", ".join(f"{n}× {name}" if n > 1 else name for name, n in Counter(items).items())
+
+
+def shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())  # one line
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def megabytes(mb: int) -> str:
+    return f"{mb / 1024:.1f} GB" if mb >= 1024 else f"{mb} MB"
+
+
+def ago(timestamp: float | None, now: float | None = None) -> str:
+    if timestamp is None:
+        return "never"
+    seconds = max(0, int((time.time() if now is None else now) - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def fields(rows: Iterable[tuple[str, object]]) -> str:
+    """``name   value`` lines, the values aligned."""
+    rows = list(rows)
+    width = max((len(name) for name, _ in rows), default=0)
+    return "\n".join(f"{name.ljust(width)}  {value}".rstrip() for name, value in rows)

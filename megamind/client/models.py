@@ -1,0 +1,212 @@
+"""What the API answers, as typed objects."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from megamind.client.errors import TransportError
+from megamind.states import TaskState
+
+__all__ = ["Executor", "HardwareItem", "Image", "Task", "TaskLogs", "TaskState", "state_name"]
+
+
+def state_name(state: TaskState) -> str:
+    """``running``, ``error``, ...: the contract's name of a state."""
+    return state.name.lower()
+
+
+def _state(value: Any) -> TaskState:
+    try:
+        return TaskState(int(value))
+    except (TypeError, ValueError):
+        raise TransportError(f"the API answered an unknown task state {value!r}") from None
+
+
+@dataclass(frozen=True)
+class HardwareItem:
+    """A free executor, as ``gethwlist`` lists it."""
+
+    hwid: str
+    gpus: list[str]
+    cpus: list[str]
+    ram: int  # MB
+    network: str
+    rating: float  # the contract's calculated_perfomance_rating
+    cost: float  # per hour of task run time
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "HardwareItem":
+        return cls(
+            hwid=data["hwid"],
+            gpus=list(data["gpus"]),
+            cpus=list(data["cpus"]),
+            ram=int(data["ram"]),
+            network=data["network"],
+            rating=float(data["calculated_perfomance_rating"]),
+            cost=float(data["cost"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's shape."""
+        return {
+            "hwid": self.hwid,
+            "gpus": list(self.gpus),
+            "cpus": list(self.cpus),
+            "ram": self.ram,
+            "network": self.network,
+            "calculated_perfomance_rating": self.rating,
+            "cost": self.cost,
+        }
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task, as ``gettasklist`` lists it; ``GET /api/v1/task/<id>`` fills in the rest."""
+
+    taskid: str
+    ip: str
+    image: str
+    params: str
+    state: TaskState
+    error_msg: str
+    # Known only from the single-task call (None from gettasklist).
+    hwid: str | None = None
+    executor_online: bool | None = None
+    pending_command: str | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Task":
+        return cls(
+            taskid=data["taskid"],
+            ip=data["ip"],
+            image=data["image"],
+            params=data["params"],
+            state=_state(data["state"]),
+            error_msg=data["error_msg"],
+            hwid=data.get("hwid"),
+            executor_online=data.get("executor_online"),
+            pending_command=data.get("pending_command"),
+            created_at=data.get("created_at"),
+            updated_at=data.get("updated_at"),
+        )
+
+    @property
+    def state_name(self) -> str:
+        return state_name(self.state)
+
+    @property
+    def finished(self) -> bool:
+        """Stopped or error: nothing changes until it is restarted."""
+        return self.state.finished
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's shape, the state's name, and whatever else is known."""
+        data = {
+            "taskid": self.taskid,
+            "ip": self.ip,
+            "image": self.image,
+            "params": self.params,
+            "state": int(self.state),
+            "state_name": self.state_name,
+            "error_msg": self.error_msg,
+        }
+        for name in ("hwid", "executor_online", "pending_command", "created_at", "updated_at"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+
+@dataclass(frozen=True)
+class TaskLogs:
+    """The last 20 lines a task wrote to stdout, decoded from ``logs_b64``."""
+
+    taskid: str
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TaskLogs":
+        try:
+            raw = base64.b64decode(data["logs_b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise TransportError("the API answered logs_b64 that is not base64") from None
+        return cls(taskid=data["taskid"], data=raw)
+
+    @property
+    def text(self) -> str:
+        """The lines as text, each ended by a newline (bytes that are not UTF-8 are replaced)."""
+        return self.data.decode("utf-8", errors="replace")
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"taskid": self.taskid, "lines": self.lines}
+
+
+_EXECUTOR_KEYS = ("hwid", "status", "online", "busy", "taskid", "gpus", "cpus", "ram", "network",
+                  "calculated_perfomance_rating", "cost", "ip", "last_seen")
+
+
+@dataclass(frozen=True)
+class Executor:
+    """One of the caller's own executors (``GET /api/v1/executors``)."""
+
+    hwid: str
+    status: str  # offline, free or busy
+    online: bool
+    busy: bool
+    taskid: str | None  # the holding task when it is the caller's own
+    gpus: list[str]
+    cpus: list[str]
+    ram: int
+    network: str
+    rating: float
+    cost: float
+    ip: str
+    last_seen: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Executor":
+        return cls(
+            hwid=data["hwid"],
+            status=data["status"],
+            online=bool(data["online"]),
+            busy=bool(data["busy"]),
+            taskid=data.get("taskid"),
+            gpus=list(data["gpus"]),
+            cpus=list(data["cpus"]),
+            ram=int(data["ram"]),
+            network=data["network"],
+            rating=float(data["calculated_perfomance_rating"]),
+            cost=float(data["cost"]),
+            ip=data["ip"],
+            last_seen=data.get("last_seen"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's shape."""
+        data = asdict(self)
+        data["calculated_perfomance_rating"] = data.pop("rating")
+        return {key: data[key] for key in _EXECUTOR_KEYS}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A name:tag of the platform's registry (``GET /api/v1/images``)."""
+
+    image: str  # megamind.network/<name>:<tag>, what addtask takes
+    name: str
+    tag: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Image":
+        return cls(image=data["image"], name=data["name"], tag=data["tag"])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

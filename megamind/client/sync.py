@@ -1,0 +1,156 @@
+"""The blocking client, for scripts and notebooks.
+
+    with Client("http://127.0.0.1:8080", key) as api:
+        free = api.hw_list()
+        taskid = api.add_task("megamind.network/helloworld:latest", free[0].hwid)
+        for line in api.follow_logs(taskid):
+            print(line)
+
+It runs an AsyncClient on an event loop of its own, in a thread of its own, so it works
+the same where a loop is already running (Jupyter) and where none is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from megamind.client.aio import DEFAULT_TIMEOUT_S, FINAL_LOGS_GRACE_S, SETTLED, AsyncClient
+from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs
+from megamind.states import TaskState
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop running forever in a daemon thread, until stopped."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="megamind-client", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking Client cannot be called from its own loop")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C here stops the call there too
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self.loop.is_closed()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+def _shutdown(runner: _LoopThread, client: AsyncClient) -> None:
+    if not runner.closed:
+        try:
+            runner.run(client.close())
+        finally:
+            runner.stop()
+
+
+class Client:
+    """The customer API's calls, plus the extensions, as plain blocking methods.
+
+    Takes the same arguments as AsyncClient; each method returns what its coroutine
+    there returns and raises the same typed errors.
+    """
+
+    def __init__(self, api_url: str | None = None, api_key: str | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._async = AsyncClient(api_url, api_key, timeout=timeout)
+        self._runner = _LoopThread()
+        self._finalizer = weakref.finalize(self, _shutdown, self._runner, self._async)
+
+    @property
+    def api_url(self) -> str:
+        return self._async.api_url
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        return f"Client({self.api_url!r})"
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._runner.closed:
+            coro.close()
+            raise RuntimeError("this Client is closed")
+        return self._runner.run(coro)
+
+    def _iterate(self, stream: AsyncIterator[T]) -> Iterator[T]:
+        try:
+            while True:
+                try:
+                    item = self._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            if not self._runner.closed:
+                self._runner.run(stream.aclose())
+
+    # the six calls of the contract
+    def hw_list(self) -> list[HardwareItem]:
+        return self._run(self._async.hw_list())
+
+    def add_task(self, image: str, hwid: str, params: str = "") -> str:
+        return self._run(self._async.add_task(image, hwid, params))
+
+    def delete_task(self, taskid: str) -> None:
+        self._run(self._async.delete_task(taskid))
+
+    def task_list(self) -> list[Task]:
+        return self._run(self._async.task_list())
+
+    def restart_task(self, taskid: str) -> None:
+        self._run(self._async.restart_task(taskid))
+
+    def task_logs(self, taskid: str) -> TaskLogs:
+        return self._run(self._async.task_logs(taskid))
+
+    # extensions
+    def task(self, taskid: str) -> Task:
+        return self._run(self._async.task(taskid))
+
+    def executors(self) -> list[Executor]:
+        return self._run(self._async.executors())
+
+    def images(self) -> list[Image]:
+        return self._run(self._async.images())
+
+    def openapi(self) -> dict[str, Any]:
+        return self._run(self._async.openapi())
+
+    # waiting and following
+    def watch_task(self, taskid: str, interval: float = 0.5) -> Iterator[Task]:
+        return self._iterate(self._async.watch_task(taskid, interval))
+
+    def wait_task(self, taskid: str, until: Collection[TaskState] = SETTLED,
+                  timeout: float | None = None, interval: float = 0.5) -> Task:
+        return self._run(self._async.wait_task(taskid, until, timeout, interval))
+
+    def follow_logs(self, taskid: str, interval: float = 0.5,
+                    grace: float = FINAL_LOGS_GRACE_S) -> Iterator[str]:
+        return self._iterate(self._async.follow_logs(taskid, interval, grace))

@@ -1,0 +1,209 @@
+"""The OpenAPI document: a valid spec, served without a key, and true to what the server answers."""
+
+import base64
+import copy
+import dataclasses
+
+import jsonschema
+import pytest
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from megamind.api.app import create_app
+from megamind.api.keys import store_key
+from megamind.api.openapi import SPEC_PATH, build_spec
+
+METHODS = {"get", "post", "put", "delete", "patch"}
+
+
+def test_the_spec_is_a_valid_openapi_3_document():
+    spec = build_spec()
+    validate(spec)
+    assert spec["openapi"].startswith("3.")
+    assert spec["components"]["securitySchemes"]["api-key"] == {"type": "apiKey", "in": "header", "name": "api-key"}
+    assert spec["security"] == [{"api-key": []}]
+
+
+def test_every_error_answer_of_every_call_is_the_error_schema():
+    spec = build_spec()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            statuses = {int(s) for s in operation["responses"]}
+            assert 200 in statuses, (method, path)
+            errors = statuses - {200}
+            if path.startswith("/api/v1/"):
+                assert {401, 429, 500, 503} <= errors, (method, path)
+            for status in errors:
+                ref = operation["responses"][str(status)]["$ref"]
+                response = spec["components"]["responses"][ref.rsplit("/", 1)[1]]
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+
+
+def test_the_contract_calls_keep_their_exact_shapes():
+    schemas = build_spec()["components"]["schemas"]
+    assert set(schemas["HardwareItem"]["properties"]) == {
+        "hwid", "gpus", "cpus", "ram", "network", "calculated_perfomance_rating", "cost"}
+    assert set(schemas["TaskItem"]["properties"]) == {"taskid", "ip", "image", "params", "state", "error_msg"}
+    assert set(schemas["TaskLogs"]["properties"]) == {"taskid", "logs_b64"}
+    assert set(schemas["TaskId"]["properties"]) == {"taskid"}
+    assert set(schemas["AddTaskRequest"]["required"]) == {"image", "hwid"}
+
+
+async def test_the_spec_is_served_without_an_api_key(client):
+    async with client.get(SPEC_PATH) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        assert await resp.json() == build_spec()
+
+
+async def test_every_customer_route_is_in_the_spec_and_nothing_else(client):
+    routes = set()
+    for route in client.app.router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if (path.startswith("/api/v1/") or path == SPEC_PATH) and route.method.lower() in METHODS:
+            routes.add((route.method.lower(), path))
+    documented = {(m, p) for p, ops in build_spec()["paths"].items() for m in ops if m in METHODS}
+    assert routes == documented
+
+
+# --- live answers against the spec's schemas ------------------------------------------
+
+
+def json_schema(node, spec):
+    """An OpenAPI 3.0 schema as plain JSON Schema: references inlined, `nullable` as a null type."""
+    if isinstance(node, list):
+        return [json_schema(n, spec) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = spec
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return json_schema(target, spec)
+    out = {k: json_schema(v, spec) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable"):
+        out["type"] = [node["type"], "null"]
+    return out
+
+
+class Answers:
+    """Checks each answer against the spec: the status is declared, the body fits its schema."""
+
+    def __init__(self):
+        self.spec = build_spec()
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def check(self, method: str, template: str, status: int, body) -> None:
+        operation = self.spec["paths"][template][method.lower()]
+        assert str(status) in operation["responses"], f"{method} {template} answered an undocumented {status}"
+        response = copy.deepcopy(operation["responses"][str(status)])
+        schema = json_schema(response, self.spec)["content"]["application/json"]["schema"]
+        jsonschema.validate(body, schema, cls=jsonschema.Draft7Validator)
+        self.seen.add((method.lower(), template, status))
+
+
+@pytest.fixture
+def answers():
+    return Answers()
+
+
+def fake_registry() -> web.Application:
+    app = web.Application()
+
+    async def catalog(request):
+        return web.json_response({"repositories": ["helloworld"]})
+
+    async def tags(request):
+        return web.json_response({"name": "helloworld", "tags": ["latest", "1.0"]})
+    app.router.add_get("/v2/_catalog", catalog)
+    app.router.add_get("/v2/helloworld/tags/list", tags)
+    return app
+
+
+async def test_live_answers_of_every_call_match_the_spec(client, alice, owner, new_agent, answers, helpers):
+    async def call(who, method, template, path=None, **kwargs):
+        status, body = await who.call(method, path or template, **kwargs)
+        answers.check(method, template, status, body)
+        return status, body
+
+    agent = await new_agent(owner)
+    await call(alice, "GET", "/api/v1/gethwlist")
+    status, body = await call(alice, "POST", "/api/v1/addtask",
+                              json={"image": "megamind.network/helloworld", "params": "p", "hwid": agent.hwid})
+    taskid = body["taskid"]
+    path = {name: f"/api/v1/{name}/{taskid}" for name in ("task", "gettasklogs", "restarttask", "deltask")}
+    await call(alice, "GET", "/api/v1/task/{taskid}", path["task"])  # setup, a start pending
+    command = await agent.command()
+    await agent.ack(command["id"])
+    await agent.state(taskid, 3)
+    await agent.logs(taskid, ["héllo", "wörld"])
+    await alice.wait_state(taskid, 3)
+    await call(alice, "GET", "/api/v1/task/{taskid}", path["task"])  # running, nothing pending
+    await call(alice, "GET", "/api/v1/gettasklist")
+
+    async def logged():
+        status, body = await call(alice, "GET", "/api/v1/gettasklogs/{taskid}", path["gettasklogs"])
+        return base64.b64decode(body["logs_b64"]).decode() == "héllo\nwörld\n"
+    await helpers.eventually(logged)
+    await call(owner, "GET", "/api/v1/executors")  # busy with another account's task
+    await call(alice, "GET", "/api/v1/executors")  # none
+    await call(alice, "POST", "/api/v1/restarttask/{taskid}", path["restarttask"])
+    await call(alice, "GET", "/api/v1/images")  # registry.test does not resolve: 503
+
+    # errors
+    await call(alice, "POST", "/api/v1/addtask", json={"image": "megamind.network/x", "hwid": agent.hwid})  # 409
+    await call(alice, "POST", "/api/v1/addtask", json={"image": "megamind.network/x", "hwid": "nosuch"})  # 404
+    await call(alice, "POST", "/api/v1/addtask", json={"image": "docker.io/x", "hwid": agent.hwid})  # 422
+    await call(alice, "POST", "/api/v1/addtask", json={"hwid": agent.hwid})  # 422
+    await call(alice, "POST", "/api/v1/addtask", data=b"{nope", headers={"Content-Type": "application/json"})
+    await call(alice, "POST", "/api/v1/addtask", data=b"<x/>", headers={"Content-Type": "application/xml"})
+    await call(alice, "POST", "/api/v1/addtask", data=b"x" * (300 * 1024),
+               headers={"Content-Type": "application/json"})  # 413
+    for template in ("/api/v1/task/{taskid}", "/api/v1/gettasklogs/{taskid}", "/api/v1/restarttask/{taskid}",
+                     "/api/v1/deltask/{taskid}"):
+        method = {"restarttask": "POST", "deltask": "DELETE"}.get(template.split("/")[3], "GET")
+        await call(alice, method, template, template.replace("{taskid}", "nosuchtask"))  # 404
+    nobody = type(alice)(alice.client, "nobody", "mk_unknown")
+    await call(nobody, "GET", "/api/v1/gettasklist")  # 401
+    await agent.disconnect()
+    await call(alice, "POST", "/api/v1/restarttask/{taskid}", path["restarttask"])  # 409 offline
+    await call(alice, "DELETE", "/api/v1/deltask/{taskid}", path["deltask"])
+    await call(alice, "GET", "/api/v1/gettasklist")  # empty
+    await call(owner, "GET", "/api/v1/executors")  # offline
+
+    async with client.get(SPEC_PATH) as resp:
+        answers.check("GET", SPEC_PATH, resp.status, await resp.json())
+
+    expected = {
+        ("get", "/api/v1/gethwlist", 200), ("post", "/api/v1/addtask", 200), ("get", "/api/v1/gettasklist", 200),
+        ("get", "/api/v1/gettasklogs/{taskid}", 200), ("post", "/api/v1/restarttask/{taskid}", 200),
+        ("delete", "/api/v1/deltask/{taskid}", 200), ("get", "/api/v1/task/{taskid}", 200),
+        ("get", "/api/v1/executors", 200), ("get", "/api/v1/images", 503), ("get", SPEC_PATH, 200),
+        *{("post", "/api/v1/addtask", s) for s in (400, 404, 409, 413, 415, 422)},
+        ("get", "/api/v1/task/{taskid}", 404), ("get", "/api/v1/gettasklogs/{taskid}", 404),
+        ("post", "/api/v1/restarttask/{taskid}", 404), ("post", "/api/v1/restarttask/{taskid}", 409),
+        ("delete", "/api/v1/deltask/{taskid}", 404), ("get", "/api/v1/gettasklist", 401),
+    }
+    assert expected <= answers.seen, expected - answers.seen
+
+
+async def test_the_images_answer_matches_the_spec(aiohttp_server, aiohttp_client, config, tmp_path, answers):
+    registry = await aiohttp_server(fake_registry())
+    cfg = dataclasses.replace(config, registry=f"127.0.0.1:{registry.port}", db_path=tmp_path / "other.sqlite")
+    api = await aiohttp_client(create_app(cfg))
+    _, key = await api.app[store_key].accounts.create("carol")
+    async with api.get("/api/v1/images", headers={"api-key": key}) as resp:
+        body = await resp.json()
+        answers.check("GET", "/api/v1/images", resp.status, body)
+    assert resp.status == 200 and len(body) == 2
+
+
+def test_the_check_itself_catches_a_wrong_answer(answers):
+    with pytest.raises(jsonschema.ValidationError):
+        answers.check("GET", "/api/v1/gettasklist", 200, [{"taskid": "t", "state": 3}])
+    with pytest.raises(jsonschema.ValidationError):  # an extra field changes the contract's shape
+        answers.check("GET", "/api/v1/gethwlist", 200, [{
+            "hwid": "h", "gpus": [], "cpus": [], "ram": 1, "network": "1mbit",
+            "calculated_perfomance_rating": 1.0, "cost": 1.0, "extra": 1}])
+    with pytest.raises(AssertionError, match="undocumented"):
+        answers.check("GET", "/api/v1/gethwlist", 404, {"code": 6, "message": "x"})

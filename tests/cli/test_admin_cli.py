@@ -1,0 +1,41 @@
+"""`megamind admin`: accounts and api-keys on the database file."""
+
+import json
+
+from click.testing import CliRunner
+
+from megamind.cli.main import cli
+
+
+def test_create_list_and_revoke_keys(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "megamind.db")
+
+    def admin(*args):
+        return runner.invoke(cli, ["admin", *args, "--db", db], catch_exceptions=False)
+
+    created = admin("create-account", "owner")
+    assert created.exit_code == 0
+    first = created.stdout.strip().splitlines()[-1]
+    assert first.startswith("mk_")
+    assert admin("create-account", "owner").exit_code == 1  # exists already
+
+    second = admin("create-key", "owner").stdout.strip().splitlines()[-1]
+    assert second.startswith("mk_") and second != first
+
+    keys = json.loads(admin("list-keys", "owner", "--json").stdout)
+    assert [(k["id"], k["active"], k["revoked_at"]) for k in keys] == [(1, True, None), (2, True, None)]
+    assert keys[0]["prefix"] == first[:8]
+    assert first not in admin("list-keys", "owner").stdout  # never the keys themselves
+
+    revoked = admin("revoke-key", "owner", "1")
+    assert (revoked.exit_code, revoked.stdout) == (0, "key 1 of owner revoked\n")
+    keys = json.loads(admin("list-keys", "owner", "--json").stdout)
+    assert [k["active"] for k in keys] == [False, True]
+    lines = admin("list-keys", "owner").stdout.splitlines()
+    assert lines[0].endswith("revoked") and lines[1].endswith("active")
+
+    again = admin("revoke-key", "owner", "1")
+    assert again.exit_code == 1 and "no active key 1" in again.stderr
+    missing = admin("list-keys", "nobody")
+    assert missing.exit_code == 1 and "no account named 'nobody'" in missing.stderr
