@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from megamind.api.ratelimit import parse_rate_limit
 from megamind.config import DEFAULT_HOME
 from megamind.errors import MegamindError
 from megamind.store import Store
@@ -75,14 +76,15 @@ def list_keys(name: str, db_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([
             {"id": k.id, "prefix": k.prefix, "created_at": k.created_at, "revoked_at": k.revoked_at,
-             "active": k.revoked_at is None}
+             "active": k.revoked_at is None, "rate_limit": k.rate_limit}
             for k in keys
         ], indent=2))
         return
     for key in keys:
         created = datetime.datetime.fromtimestamp(key.created_at).isoformat(timespec="seconds")
         status = "revoked" if key.revoked_at else "active"
-        click.echo(f"{key.id}\t{key.prefix}…\t{created}\t{status}")
+        limit = key.rate_limit or "default rate limit"
+        click.echo(f"{key.id}\t{key.prefix}…\t{created}\t{status}\t{limit}")
 
 
 @admin.command("revoke-key")
@@ -95,3 +97,23 @@ def revoke_key(name: str, key_id: int, db_path: Path) -> None:
         click.echo(f"error: {name} has no active key {key_id}", err=True)
         sys.exit(1)
     click.echo(f"key {key_id} of {name} revoked")
+
+
+@admin.command("set-rate-limit")
+@click.argument("name")
+@click.argument("key_id", type=int)
+@click.argument("limit")
+@db_option
+def set_rate_limit(name: str, key_id: int, limit: str, db_path: Path) -> None:
+    """Give one api-key its own rate limit, e.g. '60/minute;1000/hour', 'none' (unlimited)
+    or 'default' (the server's). Takes effect within a few seconds, also on a running server."""
+    stored = None if limit == "default" else limit
+    if stored is not None:
+        try:
+            parse_rate_limit(stored)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="LIMIT") from None
+    if not _run(_with_store(db_path, lambda store: store.accounts.set_rate_limit(name, key_id, stored))):
+        click.echo(f"error: {name} has no key {key_id}", err=True)
+        sys.exit(1)
+    click.echo(f"key {key_id} of {name}: rate limit {limit}")

@@ -33,9 +33,29 @@ def test_create_list_and_revoke_keys(tmp_path):
     keys = json.loads(admin("list-keys", "owner", "--json").stdout)
     assert [k["active"] for k in keys] == [False, True]
     lines = admin("list-keys", "owner").stdout.splitlines()
-    assert lines[0].endswith("revoked") and lines[1].endswith("active")
+    assert lines[0].split("\t")[3] == "revoked" and lines[1].split("\t")[3] == "active"
 
     again = admin("revoke-key", "owner", "1")
     assert again.exit_code == 1 and "no active key 1" in again.stderr
     missing = admin("list-keys", "nobody")
     assert missing.exit_code == 1 and "no account named 'nobody'" in missing.stderr
+
+
+def test_a_key_gets_its_own_rate_limit(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "megamind.db")
+
+    def admin(*args):
+        return runner.invoke(cli, ["admin", *args, "--db", db], catch_exceptions=False)
+
+    admin("create-account", "market")
+    assert admin("set-rate-limit", "market", "1", "60/minute;1000/hour").exit_code == 0
+    assert json.loads(admin("list-keys", "market", "--json").stdout)[0]["rate_limit"] == "60/minute;1000/hour"
+    assert "60/minute;1000/hour" in admin("list-keys", "market").stdout
+
+    bad = admin("set-rate-limit", "market", "1", "lots")
+    assert bad.exit_code == 2 and "LIMIT" in bad.stderr
+    assert admin("set-rate-limit", "market", "9", "none").exit_code == 1  # no such key
+
+    assert admin("set-rate-limit", "market", "1", "default").exit_code == 0
+    assert json.loads(admin("list-keys", "market", "--json").stdout)[0]["rate_limit"] is None
