@@ -1,7 +1,8 @@
 """The messages between the API and its agents, over one WebSocket per agent.
 
 agent -> api:  hello {hardware, cost, inventory}, inventory {inventory},
-               state {taskid, state, error_msg}, logs {taskid, lines, reset}, ack {id}
+               state {taskid, state, error_msg}, phase {taskid, phase},
+               logs {taskid, lines, reset}, ack {id}
 api -> agent:  welcome {hwid}, command {id, op, taskid, image, public_image, params}
 
 Commands carry ids: the API resends every command not yet acknowledged after a
@@ -21,6 +22,9 @@ PROTOCOL_VERSION = 1
 OP_START = "start"
 OP_RESTART = "restart"
 OP_REMOVE = "remove"
+
+# Where a task in setup has got to, as the agent reports it.
+PHASES = ("pulling", "creating", "starting", "restarting")
 
 # What an agent says of a container in its inventory.
 STATUS_RUNNING = "running"

@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from marshmallow import ValidationError
 
 from megamind.api.schemas import hello_schema
-from megamind.protocol import ContainerReport
+from megamind.protocol import PHASES, ContainerReport
 from megamind.reconcile import reconcile
 from megamind.states import TaskState
 from megamind.store import Store
@@ -54,11 +54,16 @@ class ExecutorHub:
         self._heartbeat_s = heartbeat_s
         self._links: dict[str, AgentLink] = {}
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        # taskid -> how far its setup has got; only meaningful while the task is in setup.
+        self._phases: dict[str, str] = {}
 
     # --- what the customer API asks --------------------------------------------------
 
     def is_online(self, hwid: str) -> bool:
         return hwid in self._links
+
+    def phase(self, taskid: str) -> str | None:
+        return self._phases.get(taskid)
 
     def online(self) -> list[ExecutorRecord]:
         return [link.record for link in self._links.values()]
@@ -80,6 +85,7 @@ class ExecutorHub:
         await ws.prepare(request)
         self._sockets.add(ws)
         link = AgentLink(record, ws)
+        close_code, reason = None, b""
         try:
             await self._greet(link, request.remote or "")
             async for message in ws:
@@ -88,18 +94,21 @@ class ExecutorHub:
                 await self._handle(link, json.loads(message.data))
         except (ProtocolError, ValidationError, ValueError, KeyError, TypeError) as exc:
             log.warning("executor %s broke the protocol: %s", record.hwid, exc)
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:100].encode())
+            close_code, reason = WSCloseCode.POLICY_VIOLATION, str(exc)[:100].encode()
         except asyncio.TimeoutError:
             log.warning("executor %s sent no hello in time", record.hwid)
-            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no hello")
+            close_code, reason = WSCloseCode.POLICY_VIOLATION, b"no hello"
         except Exception:
             # The socket is upgraded: an HTTP error answer cannot be written on it any more.
             log.exception("executor %s: unexpected error on the agent channel", record.hwid)
-            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"server error")
+            close_code, reason = WSCloseCode.INTERNAL_ERROR, b"server error"
         finally:
+            # Offline at once: the closing handshake below may wait on a silent peer.
             if self._links.get(record.hwid) is link:
                 del self._links[record.hwid]
                 log.info("executor %s offline", record.hwid)
+        if close_code is not None:
+            await ws.close(code=close_code, message=reason)
         return ws
 
     async def _greet(self, link: AgentLink, ip: str) -> None:
@@ -138,7 +147,16 @@ class ExecutorHub:
             if state == TaskState.UNKNOWN:
                 raise ProtocolError("agents report known states only")
             error_msg = str(message.get("error_msg", ""))[:4096]
-            await self._store.tasks.set_states(hwid, [(str(message["taskid"]), state, error_msg)])
+            taskid = str(message["taskid"])
+            if state != TaskState.SETUP:
+                self._phases.pop(taskid, None)
+            await self._store.tasks.set_states(hwid, [(taskid, state, error_msg)])
+        elif kind == "phase":
+            phase, taskid = message["phase"], str(message["taskid"])
+            if phase not in PHASES:
+                raise ProtocolError(f"unknown phase {phase!r}")
+            if await self._store.tasks.is_live_on(hwid, taskid):
+                self._phases[taskid] = phase
         elif kind == "logs":
             lines = message["lines"]
             if not isinstance(lines, list):

@@ -126,6 +126,11 @@ class TaskDetailSchema(TaskItemSchema):
                                  "carried out (start: the image is being pulled and the container "
                                  "created and started), or null"},
     )
+    phase = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(["pulling", "creating", "starting", "restarting"]),
+        metadata={"description": "while in setup: the step the executor last reported "
+                                 "(pulling, creating, starting, restarting), or null"},
+    )
     created_at = fields.Float(required=True, metadata={"description": "when addtask was called, Unix seconds"})
     updated_at = fields.Float(
         required=True, metadata={"description": "when the state or error_msg last changed, Unix seconds"},

@@ -280,12 +280,20 @@ def hw(gpu: bool, gpu_model: str | None, min_gpus: int, min_cpus: int, min_ram: 
 # --- tasks --------------------------------------------------------------------------------
 
 
+SETUP_PHASES = {
+    "pulling": "setup: pulling the image",
+    "creating": "setup: creating the container",
+    "starting": "setup: starting the container",
+    "restarting": "setup: restarting the container",
+}
+
+
 def describe_state(task: Task) -> str:
     """One line for a person on where a task stands."""
     if task.state == TaskState.SETUP:
         if task.executor_online is False:
             return "setup: waiting for the executor to come back"
-        return "setup: pulling the image, creating and starting the container"
+        return SETUP_PHASES.get(task.phase, "setup: accepted, waiting for the executor")
     if task.state == TaskState.UNKNOWN:
         return "unknown: the executor is unreachable"
     if task.state == TaskState.ERROR:

@@ -161,7 +161,7 @@ class AsyncClient:
         last: tuple | None = None
         while True:
             task = await self._patiently(self.task, taskid)
-            seen = (task.state, task.error_msg, task.executor_online, task.pending_command)
+            seen = (task.state, task.error_msg, task.executor_online, task.pending_command, task.phase)
             if seen != last:
                 last = seen
                 yield task

@@ -76,6 +76,7 @@ class Task:
     hwid: str | None = None
     executor_online: bool | None = None
     pending_command: str | None = None
+    phase: str | None = None
     created_at: float | None = None
     updated_at: float | None = None
 
@@ -91,6 +92,7 @@ class Task:
             hwid=data.get("hwid"),
             executor_online=data.get("executor_online"),
             pending_command=data.get("pending_command"),
+            phase=data.get("phase"),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
         )
@@ -115,7 +117,7 @@ class Task:
             "state_name": self.state_name,
             "error_msg": self.error_msg,
         }
-        for name in ("hwid", "executor_online", "pending_command", "created_at", "updated_at"):
+        for name in ("hwid", "executor_online", "pending_command", "phase", "created_at", "updated_at"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data

@@ -248,6 +248,9 @@ class Agent:
     async def _report(self, taskid: str, state: TaskState, error_msg: str = "") -> None:
         await self._send({"type": "state", "taskid": taskid, "state": int(state), "error_msg": error_msg})
 
+    async def _phase(self, taskid: str, phase: str) -> None:
+        await self._send({"type": "phase", "taskid": taskid, "phase": phase})
+
     async def _refresh(self, handle: TaskHandle) -> None:
         """Look at the container and tell the API what is true now."""
         info = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
@@ -309,6 +312,7 @@ class Agent:
         return False
 
     async def _start(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
+        await self._phase(handle.taskid, "pulling")
         try:
             await asyncio.wait_for(self.docker.pull(command["image"]), self.config.pull_timeout_s)
         except asyncio.TimeoutError:
@@ -331,11 +335,13 @@ class Agent:
             gpus=self.gpus,
             extra_labels=self.config.labels,
         )
+        await self._phase(handle.taskid, "creating")
         try:
             handle.container_id = await self.docker.create(kwargs)
         except DockerException as exc:
             await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
             return False
+        await self._phase(handle.taskid, "starting")
         try:
             await self.docker.start(handle.container_id)
         except DockerException as exc:
@@ -348,6 +354,7 @@ class Agent:
         if existing is None:
             return await self._start(handle, command)
         handle.container_id = existing.id
+        await self._phase(handle.taskid, "restarting")
         try:
             await self.docker.restart(existing.id, self.config.stop_timeout_s)
         except DockerException as exc:

@@ -10,7 +10,7 @@ from megamind.api.app import create_app
 from megamind.api.keys import store_key
 
 DETAIL_KEYS = {"taskid", "ip", "image", "params", "state", "error_msg", "state_name", "hwid",
-               "executor_online", "pending_command", "created_at", "updated_at"}
+               "executor_online", "pending_command", "phase", "created_at", "updated_at"}
 EXECUTOR_KEYS = {"hwid", "status", "online", "busy", "taskid", "gpus", "cpus", "ram", "network",
                  "calculated_perfomance_rating", "cost", "ip", "last_seen"}
 
@@ -18,7 +18,7 @@ EXECUTOR_KEYS = {"hwid", "status", "online", "busy", "taskid", "gpus", "cpus", "
 # --- GET /api/v1/task/{taskid} ---------------------------------------------------------
 
 
-async def test_task_detail_follows_the_task_from_setup_to_running(alice, agent):
+async def test_task_detail_follows_the_task_from_setup_to_running(alice, agent, helpers):
     before = time.time()
     status, body = await alice.addtask(agent.hwid, params="p")
     taskid = body["taskid"]
@@ -30,12 +30,22 @@ async def test_task_detail_follows_the_task_from_setup_to_running(alice, agent):
     assert detail["executor_online"] is True and detail["hwid"] == agent.hwid
     assert before <= detail["created_at"] <= time.time()
 
+    assert detail["phase"] is None  # the agent has said nothing yet
     command = await agent.command()
+    for phase in ("pulling", "creating", "starting"):
+        await agent.send({"type": "phase", "taskid": taskid, "phase": phase})
+
+        async def reported(expected=phase):
+            _, now = await alice.call("GET", f"/api/v1/task/{taskid}")
+            return now["phase"] == expected
+
+        await helpers.eventually(reported)
     await agent.state(taskid, 3)
     await alice.wait_state(taskid, 3)
     await agent.ack(command["id"])
     status, detail = await alice.call("GET", f"/api/v1/task/{taskid}")
     assert (detail["state"], detail["state_name"], detail["pending_command"]) == (3, "running", None)
+    assert detail["phase"] is None
     assert detail["updated_at"] >= detail["created_at"]
     # The contract's fields are exactly what gettasklist says of the task.
     listed = await alice.task(taskid)
@@ -258,3 +268,13 @@ async def test_a_registry_that_links_on_forever_is_cut_off(api_with_registry):
     get_images = await api_with_registry(app)
     assert await get_images() == (200, [{"image": "megamind.network/a:t", "name": "a", "tag": "t"}])
     assert 1 < len(calls) <= 100
+
+
+async def test_a_phase_the_protocol_does_not_know_closes_the_link(alice, agent, hub, helpers):
+    taskid, _ = await alice.start_task(agent)
+    await agent.send({"type": "phase", "taskid": taskid, "phase": "dancing"})
+
+    async def dropped():
+        return not hub.is_online(agent.hwid)
+
+    await helpers.eventually(dropped)

@@ -218,7 +218,11 @@ def task(state, **extra):
 
 def test_states_are_described_for_people():
     assert customer.describe_state(task(TaskState.SETUP, executor_online=True)) == (
-        "setup: pulling the image, creating and starting the container")
+        "setup: accepted, waiting for the executor")
+    assert customer.describe_state(task(TaskState.SETUP, executor_online=True, phase="pulling")) == (
+        "setup: pulling the image")
+    assert customer.describe_state(task(TaskState.SETUP, executor_online=True, phase="starting")) == (
+        "setup: starting the container")
     assert customer.describe_state(task(TaskState.SETUP, executor_online=False)) == (
         "setup: waiting for the executor to come back")
     assert customer.describe_state(task(TaskState.RUNNING)) == "running"
