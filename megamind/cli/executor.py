@@ -46,8 +46,12 @@ def _default_api_key() -> str | None:
               help="Most processes a task container may hold.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
               help="Extra label on every task container (repeatable).")
+@click.option("--slots", default=1, show_default=True, type=click.IntRange(1, 1024),
+              help="Offer this host as N executors, each with its own hwid, a share of the GPUs "
+                   "and 1/N of the RAM (kept in STATE_DIR/slot-<i> when N > 1).")
 def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, network: str,
-             memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...]) -> None:
+             memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...],
+             slots: int) -> None:
     """Run the executor agent on the local Docker engine until SIGTERM.
 
     On SIGTERM the task containers keep running; the next start re-adopts them.
@@ -62,6 +66,7 @@ def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, ne
         memory_mb=memory_mb,
         cpus=cpus,
         pids_limit=pids_limit,
+        slots=slots,
     )
     try:
         asyncio.run(_serve(config))

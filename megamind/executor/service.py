@@ -1,21 +1,40 @@
-"""Starting an agent: identity, hardware, engine, then the agent itself."""
+"""Starting an agent: identity, hardware, engine, then the agent itself.
+
+With ``--slots N`` one process offers its host as N executors.  Each slot is an
+`Agent` with its own hwid, credential and state folder (``<state-dir>/slot-<i>``;
+one slot keeps the plain ``<state-dir>`` layout), its share of the GPUs and
+1/N of the RAM.  The slots share the engine connection pool, the HTTP session and
+one engine event stream, so a slot costs little more than its WebSocket.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
+import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import docker
 
 from megamind.config import AgentConfig
 from megamind.executor.agent import Agent, Unregistered
 from megamind.executor.facade import AsyncDocker
-from megamind.executor.hardware import probe_hardware
-from megamind.executor.identity import Identity
+from megamind.executor.gpu import Gpu, split_gpus
+from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware
+from megamind.executor.identity import IDENTITY_FILE, Identity
 from megamind.executor.runtime import DockerRuntime
+from megamind.executor.spec import LABEL_HWID, LABEL_MANAGED
 from megamind.protocol import REGISTER_PATH, SPEEDTEST_PATH, TOKEN_HEADER
 
 log = logging.getLogger(__name__)
+
+# Engine calls in flight at once: enough for a burst on many slots, not a thread per slot.
+MAX_DOCKER_THREADS = 32
 
 
 class RegistrationFailed(Exception):
@@ -35,28 +54,209 @@ async def register(http: aiohttp.ClientSession, config: AgentConfig) -> Identity
     return identity
 
 
+async def _identity(http: aiohttp.ClientSession, config: AgentConfig) -> Identity:
+    identity = Identity.load(config.state_dir)
+    if identity is None or identity.api_url != config.api_url:
+        identity = await register(http, config)
+    return identity
+
+
+def slot_configs(config: AgentConfig) -> list[AgentConfig]:
+    """One config per slot, each with its own state folder."""
+    if config.slots == 1:
+        return [config]
+    return [dataclasses.replace(config, state_dir=config.state_dir / f"slot-{i}") for i in range(config.slots)]
+
+
+def slot_hardware(hardware: Hardware, gpus: list[Gpu], slots: int) -> list[tuple[dict[str, Any], list[Gpu]]]:
+    """What each slot reports: its GPUs, 1/slots of the RAM and of the CPU rating."""
+    if slots == 1:
+        return [(hardware.to_dict(), gpus)]
+    cpu_rating = hardware.calculated_perfomance_rating - gpu_rating(gpus)
+    shares = []
+    for share in split_gpus(gpus, slots):
+        shares.append(({
+            **hardware.to_dict(),
+            "ram": hardware.ram // slots,
+            "gpus": [gpu.label for gpu in share],
+            "calculated_perfomance_rating": round(max(cpu_rating, 0.0) / slots + gpu_rating(share), 2),
+        }, share))
+    return shares
+
+
+class SharedPulls(AsyncDocker):
+    """The engine as the slots share it: a pull of a reference already under way is joined.
+
+    A burst of starts on many slots would otherwise send the engine (and the registry)
+    one pull per task of the same image at the same moment.  Every joiner gets the
+    outcome of the pull it joined, a failure included, and a joiner that gives up
+    (its pull timeout) does not cancel the pull for the others.
+    """
+
+    def __init__(self, runtime: DockerRuntime, threads: int) -> None:
+        super().__init__(runtime, threads)
+        self._pulls: dict[str, asyncio.Future[None]] = {}
+
+    async def pull(self, reference: str) -> None:
+        pending = self._pulls.get(reference)
+        if pending is None:
+            pending = asyncio.ensure_future(super().pull(reference))
+            self._pulls[reference] = pending
+            pending.add_done_callback(lambda done: self._pull_done(reference, done))
+        await asyncio.shield(pending)
+
+    def _pull_done(self, reference: str, done: asyncio.Future[None]) -> None:
+        if self._pulls.get(reference) is done:
+            del self._pulls[reference]
+        if not done.cancelled():
+            done.exception()  # seen: every joiner that still waits gets it too
+
+
+class SharedEvents:
+    """One engine event stream for every slot's containers, handed to each slot's agent.
+
+    The stream is filtered by the managed label and dispatched by the hwid label, so
+    N slots cost one thread and one engine connection instead of N.
+    """
+
+    def __init__(self, runtime: DockerRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self._runtime = runtime
+        self._loop = loop
+        self._agents: dict[str, Agent] = {}
+        self._stop = threading.Event()
+        self._stream: Any = None
+        self._thread = threading.Thread(target=self._watch, name="docker-events", daemon=True)
+
+    def attach(self, agent: Agent) -> None:
+        self._agents[agent.hwid] = agent
+
+    def detach(self, agent: Agent) -> None:
+        if self._agents.get(agent.hwid) is agent:
+            del self._agents[agent.hwid]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            if self._stream is not None:
+                self._stream.close()
+
+    def _watch(self) -> None:
+        """Thread: read the stream; on a loss, every slot resyncs once the engine is back."""
+        lost = False
+        while not self._stop.is_set():
+            try:
+                self._stream = self._runtime.api.events(
+                    decode=True, filters={"type": "container", "label": f"{LABEL_MANAGED}=1"}
+                )
+                if lost:
+                    self._post(None, None)
+                    lost = False
+                for event in self._stream:
+                    if self._stop.is_set():
+                        return
+                    hwid = (event.get("Actor", {}).get("Attributes") or {}).get(LABEL_HWID)
+                    if hwid:
+                        self._post(hwid, event)
+            except Exception as exc:  # the engine restarted or the socket broke
+                if self._stop.is_set():
+                    return
+                log.info("docker event stream lost (%s)", exc.__class__.__name__)
+            lost = True
+            self._stop.wait(1.0)
+
+    def _post(self, hwid: str | None, event: dict[str, Any] | None) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._dispatch, hwid, event)
+        except RuntimeError:  # the loop is closed: the agent is stopping
+            self._stop.set()
+
+    def _dispatch(self, hwid: str | None, event: dict[str, Any] | None) -> None:
+        if hwid is None:
+            for agent in list(self._agents.values()):
+                agent.feed_event(None)
+            return
+        agent = self._agents.get(hwid)
+        if agent is not None:
+            agent.feed_event(event)
+
+
+async def _serve_slot(
+    config: AgentConfig,
+    docker_: AsyncDocker,
+    http: aiohttp.ClientSession,
+    identity: Identity,
+    hardware: dict[str, Any],
+    gpus: list[Gpu],
+    events: SharedEvents | None,
+    announce: Callable[[str], None],
+) -> None:
+    while True:
+        announce(f"executor {identity.hwid}: {hardware}")
+        agent = Agent(config, docker_, http, identity, hardware, gpus, shared_events=events is not None)
+        if events is not None:
+            events.attach(agent)
+        try:
+            await agent.run()
+        except Unregistered:
+            log.warning("the API forgot executor %s; registering again", identity.hwid)
+            (config.state_dir / IDENTITY_FILE).unlink(missing_ok=True)
+            identity = await register(http, config)
+        finally:
+            if events is not None:
+                events.detach(agent)
+
+
+def _docker_threads(config: AgentConfig) -> int:
+    if config.slots == 1:
+        return config.docker_threads
+    return max(config.docker_threads, min(config.slots, MAX_DOCKER_THREADS))
+
+
 async def run_executor(config: AgentConfig, announce: Callable[[str], None] = print) -> None:
-    """Run the agent until cancelled; containers outlive it, to be re-adopted."""
-    runtime = DockerRuntime()
-    docker = AsyncDocker(runtime, config.docker_threads)
+    """Run the agent (every slot) until cancelled; containers outlive it, to be re-adopted."""
+    if config.slots < 1:
+        raise ValueError(f"slots must be at least 1, got {config.slots}")
+    threads = _docker_threads(config)
+    # The SDK's connection pool matches the threads, so no connection is opened per call.
+    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60, max_pool_size=threads))
+    docker_ = SharedPulls(runtime, threads)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
+    events: SharedEvents | None = None
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            while True:
-                identity = Identity.load(config.state_dir)
-                if identity is None or identity.api_url != config.api_url:
-                    identity = await register(http, config)
-                hardware, gpus = await probe_hardware(
-                    http,
-                    config.api_url.rstrip("/") + SPEEDTEST_PATH,
-                    {TOKEN_HEADER: identity.token},
+            configs = slot_configs(config)
+            identities = [await _identity(http, slot) for slot in configs]
+            hardware, gpus = await probe_hardware(
+                http,
+                config.api_url.rstrip("/") + SPEEDTEST_PATH,
+                {TOKEN_HEADER: identities[0].token},
+            )
+            shares = slot_hardware(hardware, gpus, config.slots)
+            if config.slots > 1:
+                events = SharedEvents(runtime, asyncio.get_running_loop())
+                events.start()
+            slots = [
+                asyncio.create_task(
+                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, announce),
+                    name=f"slot-{i}",
                 )
-                announce(f"executor {identity.hwid}: {hardware.to_dict()}")
-                agent = Agent(config, docker, http, identity, hardware.to_dict(), gpus)
-                try:
-                    await agent.run()
-                except Unregistered:
-                    log.warning("the API forgot executor %s; registering again", identity.hwid)
-                    (config.state_dir / "identity.json").unlink(missing_ok=True)
+                for i, (slot, identity, (share_hw, share_gpus)) in enumerate(zip(configs, identities, shares))
+            ]
+            try:
+                await asyncio.gather(*slots)
+            finally:
+                for task in slots:
+                    task.cancel()
+                await asyncio.gather(*slots, return_exceptions=True)
     finally:
-        docker.close()
+        if events is not None:
+            events.stop()
+        docker_.close()
+
+
+def slot_state_dirs(state_dir: Path, slots: int) -> list[Path]:
+    """Where each slot keeps its identity (for tools and tests)."""
+    return [c.state_dir for c in slot_configs(AgentConfig(state_dir=state_dir, slots=slots))]

@@ -24,7 +24,8 @@ class Store:
     async def open(cls, path: str | Path) -> "Store":
         db = Database(path)
         await db.open()
-        return cls(db, AccountStore(db), ExecutorStore(db), TaskStore(db), LogStore(db))
+        tasks = TaskStore(db)
+        return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks, LogStore(db))
 
     async def close(self) -> None:
         await self.logs.flush()

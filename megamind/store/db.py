@@ -81,12 +81,15 @@ class Database:
             cursor = await conn.execute(sql, tuple(params))
             return cursor.rowcount
 
+    # Reads make one trip to the connection's thread (execute, fetch and close together):
+    # each trip is a thread wake-up, and a cursor opened with `execute` costs three.
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        """The first row of a query that finds at most a few (a lookup by a unique key)."""
         assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        rows = await self._reader.execute_fetchall(sql, tuple(params))
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         assert self._reader is not None, "database is not open"
-        async with self._reader.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))

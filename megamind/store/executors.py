@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,8 +35,10 @@ _COLUMNS = "hwid, account_id, hardware, cost, ip"
 
 
 class ExecutorStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, on_address_change: Callable[[], None] | None = None) -> None:
         self._db = db
+        # Task listings show their executor's address: they are told when one changes.
+        self._on_address_change = on_address_change
 
     async def register(self, account_id: int, hardware: dict[str, Any], cost: float) -> tuple[str, str]:
         """A new executor for the owner's account; returns its hwid and its own token."""
@@ -73,3 +76,5 @@ class ExecutorStore:
             "UPDATE executors SET hardware = ?, cost = ?, ip = ?, last_seen = ? WHERE hwid = ?",
             (json.dumps(hardware), cost, ip, time.time(), hwid),
         )
+        if self._on_address_change is not None:
+            self._on_address_change()

@@ -45,29 +45,93 @@ class Command:
 
 
 _COLUMNS = "taskid, account_id, hwid, image, params, state, error_msg, deleted"
+_STATES = {int(state): state for state in TaskState}
+_new = object.__new__
 
 
-def _task(row) -> Task:
-    return Task(
-        taskid=row["taskid"],
-        account_id=row["account_id"],
-        hwid=row["hwid"],
-        image=row["image"],
-        params=row["params"],
-        state=TaskState(row["state"]),
-        error_msg=row["error_msg"],
-        deleted=bool(row["deleted"]),
-        ip=row["ip"] if "ip" in row.keys() else "",
+def _task(row, ip: str = "") -> Task:
+    """A Task from a row in `_COLUMNS` order.
+
+    Listings build one per row on every request, so the frozen instance is filled in
+    directly: the same fields the generated ``__init__`` sets, without a guarded
+    ``__setattr__`` per field (a listing of 100 tasks costs 20 us instead of 200).
+    """
+    task = _new(Task)
+    task.__dict__.update(
+        taskid=row[0],
+        account_id=row[1],
+        hwid=row[2],
+        image=row[3],
+        params=row[4],
+        state=_STATES[row[5]],
+        error_msg=row[6],
+        deleted=bool(row[7]),
+        ip=ip,
     )
+    return task
 
 
 def _is_live_task_conflict(exc: sqlite3.IntegrityError) -> bool:
     return "tasks.hwid" in str(exc)
 
 
+# Listings kept in memory at most, counted in tasks (a few MB).
+MAX_CACHED_LISTED_TASKS = 20_000
+
+
 class TaskStore:
+    """Tasks and commands.
+
+    `list_for_account` is what customers poll, so each account's listing is kept in
+    memory until a task of that account changes: every write to the tasks table goes
+    through this class (and executor addresses change only through `forget_listings`,
+    called by the executor store), and each write drops the listings it touches
+    after it commits.  A read that raced a write never stores what it read.
+    """
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._listings: dict[int, list[Task]] = {}
+        self._listed: dict[str, int] = {}  # taskid -> account, for tasks in a kept listing
+        self._listed_count = 0
+        self._generation = 0  # bumped by every change; a listing read across one is not kept
+
+    # --- the listings cache ------------------------------------------------------------
+
+    def _forget_account(self, account_id: int) -> None:
+        self._generation += 1
+        tasks = self._listings.pop(account_id, None)
+        if tasks is not None:
+            self._listed_count -= len(tasks)
+            for task in tasks:
+                self._listed.pop(task.taskid, None)
+
+    def _forget_tasks(self, taskids) -> None:
+        self._generation += 1
+        for taskid in taskids:
+            account_id = self._listed.get(taskid)
+            if account_id is not None:
+                self._forget_account(account_id)
+
+    def forget_listings(self) -> None:
+        """Drop every kept listing (an executor's address changed)."""
+        self._generation += 1
+        self._listings.clear()
+        self._listed.clear()
+        self._listed_count = 0
+
+    def _keep(self, account_id: int, tasks: list[Task]) -> None:
+        if len(tasks) > MAX_CACHED_LISTED_TASKS:
+            return
+        if self._listed_count + len(tasks) > MAX_CACHED_LISTED_TASKS:
+            self.forget_listings()
+        previous = self._listings.pop(account_id, None)  # two reads of one listing raced
+        if previous is not None:
+            self._listed_count -= len(previous)
+        self._listings[account_id] = tasks
+        self._listed_count += len(tasks)
+        for task in tasks:
+            self._listed[task.taskid] = account_id
 
     # --- customer side -------------------------------------------------------------
 
@@ -93,6 +157,7 @@ class TaskStore:
             if _is_live_task_conflict(exc):
                 raise ExecutorBusy(f"executor {hwid} is running another task") from None
             raise
+        self._forget_account(account_id)
         return task, command
 
     async def get(self, account_id: int, taskid: str) -> Task:
@@ -105,15 +170,29 @@ class TaskStore:
         return _task(row)
 
     async def list_for_account(self, account_id: int) -> list[Task]:
+        """The account's tasks that were not deleted, oldest first."""
+        kept = self._listings.get(account_id)
+        if kept is not None:
+            return list(kept)
+        generation = self._generation
         rows = await self._db.fetchall(
             "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg,"
             " t.deleted, e.ip FROM tasks t JOIN executors e ON e.hwid = t.hwid"
             " WHERE t.account_id = ? AND t.deleted = 0 ORDER BY t.created_at",
             (account_id,),
         )
-        return [_task(r) for r in rows]
+        tasks = [_task(r, r[8]) for r in rows]
+        if generation == self._generation:
+            self._keep(account_id, tasks)
+        return list(tasks)
 
     async def delete(self, account_id: int, taskid: str) -> Command:
+        try:
+            return await self._delete(account_id, taskid)
+        finally:
+            self._forget_account(account_id)
+
+    async def _delete(self, account_id: int, taskid: str) -> Command:
         task = await self.get(account_id, taskid)
         async with self._db.transaction() as conn:
             changed = await conn.execute(
@@ -131,6 +210,12 @@ class TaskStore:
             return await self._enqueue(conn, task.hwid, taskid, "remove", {})
 
     async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
+        try:
+            return await self._restart(account_id, taskid, run_payload)
+        finally:
+            self._forget_account(account_id)
+
+    async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
         task = await self.get(account_id, taskid)
         try:
             async with self._db.transaction() as conn:
@@ -192,6 +277,7 @@ class TaskStore:
                     continue
                 if cursor.rowcount:
                     changed.append(taskid)
+        self._forget_tasks(changed)
         return changed
 
     async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
@@ -213,6 +299,7 @@ class TaskStore:
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     [(t,) for t, _ in expired],
                 )
+            self._forget_tasks([t for t, _ in expired])
         return expired
 
     # --- commands ------------------------------------------------------------------
