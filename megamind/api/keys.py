@@ -12,9 +12,9 @@ from megamind.store import Store
 from megamind.store.accounts import Account
 
 if TYPE_CHECKING:
-    from megamind.api.auth import Authenticator
-    from megamind.api.hub import ExecutorHub
-    from megamind.api.ratelimit import KeyRateLimiter
+    from megamind.api.auth import Authenticator  # noqa: F401  (named in the AppKeys below)
+    from megamind.api.hub import ExecutorHub  # noqa: F401
+    from megamind.api.ratelimit import KeyRateLimiter  # noqa: F401
 
 config_key = web.AppKey("config", ServerConfig)
 store_key = web.AppKey("store", Store)

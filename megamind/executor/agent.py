@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,8 +94,6 @@ class Agent:
         identity: Identity,
         hardware: dict[str, Any],
         gpus: list[Gpu],
-        *,
-        shared_events: bool = False,
     ) -> None:
         self.config = config
         self.docker = docker
@@ -113,10 +110,7 @@ class Agent:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._jobs: set[asyncio.Task] = set()
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._events_stop = threading.Event()
         self.connected = asyncio.Event()
-        # --slots: one engine event stream feeds every slot through feed_event (service.py).
-        self.shared_events = shared_events
 
     @property
     def hwid(self) -> str:
@@ -126,20 +120,15 @@ class Agent:
 
     async def run(self) -> None:
         """Serve until cancelled; on cancellation the containers are left running."""
-        self._loop = asyncio.get_running_loop()
         await self._adopt()
         loops = [
             asyncio.create_task(self._poll_logs_forever(), name="poll-logs"),
             asyncio.create_task(self._consume_events(), name="docker-events"),
             asyncio.create_task(self._resync_forever(), name="resync"),
         ]
-        if not self.shared_events:
-            watcher = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
-            watcher.start()
         try:
             await self._stay_connected()
         finally:
-            self._events_stop.set()
             for task in loops + list(self._jobs):
                 task.cancel()
             for task in loops + list(self._jobs):
@@ -369,35 +358,9 @@ class Agent:
 
     # --- what the engine says --------------------------------------------------------------
 
-    def _watch_events(self) -> None:
-        """Thread: the engine's event stream for our containers, fed to the loop."""
-        loop_put = self._events_put
-        lost = False
-        while not self._events_stop.is_set():
-            try:
-                stream = self.docker.runtime.events(self.hwid)
-                if lost:
-                    # The engine is back: what changed while it was away is learnt now.
-                    loop_put(None)
-                    lost = False
-                for event in stream:
-                    if self._events_stop.is_set():
-                        return
-                    loop_put(event)
-            except Exception as exc:  # the engine restarted or the socket broke
-                log.info("docker event stream lost (%s)", exc.__class__.__name__)
-            lost = True
-            self._events_stop.wait(1.0)
-
     def feed_event(self, event: dict[str, Any] | None) -> None:
-        """--slots: an event of this slot's containers from the shared stream (None: resync)."""
+        """An engine event about this executor's containers (None: the engine is back, resync)."""
         self._events.put_nowait(event)
-
-    def _events_put(self, event: dict[str, Any] | None) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
-        except RuntimeError:  # the loop is closed: the agent is stopping
-            self._events_stop.set()
 
     async def _consume_events(self) -> None:
         while True:

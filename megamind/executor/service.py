@@ -10,10 +10,8 @@ one engine event stream, so a slot costs little more than its WebSocket.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,12 +21,12 @@ import docker
 
 from megamind.config import AgentConfig
 from megamind.executor.agent import Agent, Unregistered
+from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu, split_gpus
 from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware
 from megamind.executor.identity import IDENTITY_FILE, Identity
 from megamind.executor.runtime import DockerRuntime
-from megamind.executor.spec import LABEL_HWID, LABEL_MANAGED
 from megamind.protocol import REGISTER_PATH, SPEEDTEST_PATH, TOKEN_HEADER
 
 log = logging.getLogger(__name__)
@@ -112,77 +110,6 @@ class SharedPulls(AsyncDocker):
             done.exception()  # seen: every joiner that still waits gets it too
 
 
-class SharedEvents:
-    """One engine event stream for every slot's containers, handed to each slot's agent.
-
-    The stream is filtered by the managed label and dispatched by the hwid label, so
-    N slots cost one thread and one engine connection instead of N.
-    """
-
-    def __init__(self, runtime: DockerRuntime, loop: asyncio.AbstractEventLoop) -> None:
-        self._runtime = runtime
-        self._loop = loop
-        self._agents: dict[str, Agent] = {}
-        self._stop = threading.Event()
-        self._stream: Any = None
-        self._thread = threading.Thread(target=self._watch, name="docker-events", daemon=True)
-
-    def attach(self, agent: Agent) -> None:
-        self._agents[agent.hwid] = agent
-
-    def detach(self, agent: Agent) -> None:
-        if self._agents.get(agent.hwid) is agent:
-            del self._agents[agent.hwid]
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(Exception):
-            if self._stream is not None:
-                self._stream.close()
-
-    def _watch(self) -> None:
-        """Thread: read the stream; on a loss, every slot resyncs once the engine is back."""
-        lost = False
-        while not self._stop.is_set():
-            try:
-                self._stream = self._runtime.api.events(
-                    decode=True, filters={"type": "container", "label": f"{LABEL_MANAGED}=1"}
-                )
-                if lost:
-                    self._post(None, None)
-                    lost = False
-                for event in self._stream:
-                    if self._stop.is_set():
-                        return
-                    hwid = (event.get("Actor", {}).get("Attributes") or {}).get(LABEL_HWID)
-                    if hwid:
-                        self._post(hwid, event)
-            except Exception as exc:  # the engine restarted or the socket broke
-                if self._stop.is_set():
-                    return
-                log.info("docker event stream lost (%s)", exc.__class__.__name__)
-            lost = True
-            self._stop.wait(1.0)
-
-    def _post(self, hwid: str | None, event: dict[str, Any] | None) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._dispatch, hwid, event)
-        except RuntimeError:  # the loop is closed: the agent is stopping
-            self._stop.set()
-
-    def _dispatch(self, hwid: str | None, event: dict[str, Any] | None) -> None:
-        if hwid is None:
-            for agent in list(self._agents.values()):
-                agent.feed_event(None)
-            return
-        agent = self._agents.get(hwid)
-        if agent is not None:
-            agent.feed_event(event)
-
-
 async def _serve_slot(
     config: AgentConfig,
     docker_: AsyncDocker,
@@ -190,14 +117,13 @@ async def _serve_slot(
     identity: Identity,
     hardware: dict[str, Any],
     gpus: list[Gpu],
-    events: SharedEvents | None,
+    events: EngineEvents,
     announce: Callable[[str], None],
 ) -> None:
     while True:
         announce(f"executor {identity.hwid}: {hardware}")
-        agent = Agent(config, docker_, http, identity, hardware, gpus, shared_events=events is not None)
-        if events is not None:
-            events.attach(agent)
+        agent = Agent(config, docker_, http, identity, hardware, gpus)
+        events.attach(agent)
         try:
             await agent.run()
         except Unregistered:
@@ -205,8 +131,7 @@ async def _serve_slot(
             (config.state_dir / IDENTITY_FILE).unlink(missing_ok=True)
             identity = await register(http, config)
         finally:
-            if events is not None:
-                events.detach(agent)
+            events.detach(agent)
 
 
 def _docker_threads(config: AgentConfig) -> int:
@@ -224,7 +149,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
     runtime = DockerRuntime(docker.from_env(version="auto", timeout=60, max_pool_size=threads))
     docker_ = SharedPulls(runtime, threads)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
-    events: SharedEvents | None = None
+    events = EngineEvents(runtime, asyncio.get_running_loop())
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             configs = slot_configs(config)
@@ -235,9 +160,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
                 {TOKEN_HEADER: identities[0].token},
             )
             shares = slot_hardware(hardware, gpus, config.slots)
-            if config.slots > 1:
-                events = SharedEvents(runtime, asyncio.get_running_loop())
-                events.start()
+            events.start()
             slots = [
                 asyncio.create_task(
                     _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, announce),
@@ -252,8 +175,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
                     task.cancel()
                 await asyncio.gather(*slots, return_exceptions=True)
     finally:
-        if events is not None:
-            events.stop()
+        events.stop()
         docker_.close()
 
 

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from megamind.config import AgentConfig
 from megamind.executor.agent import Agent
+from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.identity import Identity
 from megamind.executor.runtime import DockerRuntime
@@ -80,15 +81,20 @@ async def agent(scripted, tmp_path, run_id, engine, registry, test_image):
     hwid = "scripted" + uuid.uuid4().hex[:8]
     config = AgentConfig(api_url=url, state_dir=tmp_path, network="none", labels={TEST_LABEL: run_id},
                          log_flush_s=0.1)
-    docker = AsyncDocker(DockerRuntime(), threads=4)
+    runtime = DockerRuntime()
+    docker = AsyncDocker(runtime, threads=4)
+    events = EngineEvents(runtime, asyncio.get_running_loop())
+    events.start()
     async with aiohttp.ClientSession() as http:
         agent = Agent(config, docker, http, Identity(url, hwid, hwid), {"cpus": ["test"]}, [])
+        events.attach(agent)
         running = asyncio.create_task(agent.run())
         await asyncio.wait_for(api.connected.wait(), 10)
         yield agent, api, f"{registry.address}/megatest:latest"
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+    events.stop()
     docker.close()
     for container in engine.containers.list(all=True, filters={"label": f"network.megamind.hwid={hwid}"}):
         container.remove(force=True)
