@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {"command": command, "machine": info, "elapsed_s": elapsed, "rows": [r.to_dict() for r in rows],
               "series": [{"title": t, "unit": u, "samples": d} for t, u, d in series]}
-    (ROOT / "bench" / "last-run.json").write_text(json.dumps(result, indent=1))
     if write:
+        (ROOT / "bench" / "last-run.json").write_text(json.dumps(result, indent=1))
         plots = plot_series(series, ROOT / "bench" / "plots")
         write_benchmarks_md(results_markdown(rows, info, command, plots))
         print("[bench] BENCHMARKS.md and bench/plots/ updated", file=sys.stderr)

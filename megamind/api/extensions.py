@@ -60,7 +60,7 @@ async def task(request: web.Request) -> web.Response:
         "hwid": row["hwid"],
         "executor_online": online,
         "pending_command": pending["op"] if pending else None,
-        "phase": hub.phase(taskid) if state == TaskState.SETUP else None,
+        "phase": hub.phase(row["hwid"], taskid) if state == TaskState.SETUP else None,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }))

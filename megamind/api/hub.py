@@ -31,11 +31,16 @@ MAX_LINES_PER_BATCH = 20
 MAX_LINE_CHARS = 64 * 1024
 
 
+MAX_PHASES_PER_LINK = 1000
+
+
 @dataclass(eq=False)
 class AgentLink:
     record: ExecutorRecord
     ws: web.WebSocketResponse
     sent: set[int] = field(default_factory=set)
+    # taskid -> how far its setup has got, as this agent last said; gone with the link.
+    phases: dict[str, str] = field(default_factory=dict)
 
     async def send(self, command: Command) -> None:
         if command.id in self.sent:
@@ -54,16 +59,16 @@ class ExecutorHub:
         self._heartbeat_s = heartbeat_s
         self._links: dict[str, AgentLink] = {}
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
-        # taskid -> how far its setup has got; only meaningful while the task is in setup.
-        self._phases: dict[str, str] = {}
 
     # --- what the customer API asks --------------------------------------------------
 
     def is_online(self, hwid: str) -> bool:
         return hwid in self._links
 
-    def phase(self, taskid: str) -> str | None:
-        return self._phases.get(taskid)
+    def phase(self, hwid: str, taskid: str) -> str | None:
+        """How far the setup of a task has got, while its executor is connected."""
+        link = self._links.get(hwid)
+        return link.phases.get(taskid) if link else None
 
     def online(self) -> list[ExecutorRecord]:
         return [link.record for link in self._links.values()]
@@ -149,14 +154,16 @@ class ExecutorHub:
             error_msg = str(message.get("error_msg", ""))[:4096]
             taskid = str(message["taskid"])
             if state != TaskState.SETUP:
-                self._phases.pop(taskid, None)
+                link.phases.pop(taskid, None)
             await self._store.tasks.set_states(hwid, [(taskid, state, error_msg)])
         elif kind == "phase":
             phase, taskid = message["phase"], str(message["taskid"])
             if phase not in PHASES:
                 raise ProtocolError(f"unknown phase {phase!r}")
-            if await self._store.tasks.is_live_on(hwid, taskid):
-                self._phases[taskid] = phase
+            # Read only for tasks of this executor (the detail call asks by hwid),
+            # so an agent can only describe its own tasks; the map is bounded.
+            if taskid in link.phases or len(link.phases) < MAX_PHASES_PER_LINK:
+                link.phases[taskid] = phase
         elif kind == "logs":
             lines = message["lines"]
             if not isinstance(lines, list):

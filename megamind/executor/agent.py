@@ -47,6 +47,9 @@ CONNECT_TIMEOUT_S = 10.0
 # After a container stops, its last lines are still read for this long.
 FINAL_LOG_WINDOW_S = 1.5
 LOG_POLL_CONCURRENCY = 4
+# The longest a quiet task goes unpolled: with the flush and the send, a line still
+# reaches the API within a second of being printed.
+QUIET_LOG_POLL_S = 0.6
 _RUNNING_STATUSES = {"running", "paused", "restarting"}
 _EXITED_STATUSES = {"exited", "dead"}
 
@@ -64,9 +67,15 @@ class TaskHandle:
     removed: bool = False
     logs: TaskLogTail = field(default_factory=TaskLogTail)
     watch_logs_until: float = 0.0
+    last_state: TaskState | None = None
+    next_log_poll: float = 0.0
+    log_poll_every: float = 0.0
+    # The engine said something (a death) while an operation held the task.
+    missed_event: bool = False
 
     def watch_logs(self, running: bool) -> None:
         self.watch_logs_until = math.inf if running else time.monotonic() + FINAL_LOG_WINDOW_S
+        self.next_log_poll = 0.0  # look now: something just changed
 
 
 def report_of(info: ContainerInfo) -> tuple[TaskState, str]:
@@ -235,6 +244,9 @@ class Agent:
         return [r.to_message() for r in reports.values()]
 
     async def _report(self, taskid: str, state: TaskState, error_msg: str = "") -> None:
+        handle = self.handles.get(taskid)
+        if handle is not None:
+            handle.last_state = state
         await self._send({"type": "state", "taskid": taskid, "state": int(state), "error_msg": error_msg})
 
     async def _phase(self, taskid: str, phase: str) -> None:
@@ -267,9 +279,10 @@ class Agent:
             await self._send({"type": "ack", "id": command_id})
             return
         if op == OP_RESTART:
-            self.applied.add(command_id)
+            # On disk before the restart happens: a crash right after must not repeat it.
+            await asyncio.to_thread(self.applied.add, command_id)
         async with handle.lock:
-            handle.busy = True
+            handle.busy, handle.missed_event = True, False
             try:
                 started = await self._apply(handle, op, command)
             except Exception as exc:
@@ -280,12 +293,16 @@ class Agent:
                 started = False
             finally:
                 handle.busy = False
-            if started:
+            if started and not handle.missed_event:
+                # The engine answered the start: running. A death that follows is an event.
+                handle.watch_logs(running=True)
+                await self._report(taskid, TaskState.RUNNING)
+            elif started:
                 try:
                     await self._refresh(handle)
                 except DockerException as exc:
                     log.warning("could not inspect %s after %s: %s", taskid, op, exc)
-        self.applied.add(command_id)
+        await asyncio.to_thread(self.applied.add, command_id)
         await self._send({"type": "ack", "id": command_id})
 
     async def _apply(self, handle: TaskHandle, op: str, command: dict[str, Any]) -> bool:
@@ -301,35 +318,43 @@ class Agent:
         return False
 
     async def _start(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
-        await self._phase(handle.taskid, "pulling")
-        try:
-            await asyncio.wait_for(self.docker.pull(command["image"]), self.config.pull_timeout_s)
-        except asyncio.TimeoutError:
-            await self._report(handle.taskid, TaskState.ERROR,
-                               f"pull failed: no answer within {self.config.pull_timeout_s:g}s")
-            return False
-        except PullError as exc:
-            await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {exc}")
-            return False
-        except DockerException as exc:
-            await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {_explain(exc)}")
-            return False
+        image = command["image"]
         kwargs = create_kwargs(
             taskid=handle.taskid,
             hwid=self.hwid,
-            image=command["image"],
-            public_image=command.get("public_image", command["image"]),
+            image=image,
+            public_image=command.get("public_image", image),
             params=command.get("params", ""),
             limits=self.limits,
             gpus=self.gpus,
             extra_labels=self.config.labels,
         )
-        await self._phase(handle.taskid, "creating")
-        try:
-            handle.container_id = await self.docker.create(kwargs)
-        except DockerException as exc:
-            await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
+        # The pull is explicit, always; but when the engine has the image already, the
+        # container is created while the registry is asked, and made again only if the
+        # tag turned out to have moved.
+        present = await self.docker.image_id(image)
+        await self._phase(handle.taskid, "pulling")
+        pull = asyncio.ensure_future(self._pull(handle, image))
+        early: str | None = None
+        if present is not None:
+            with contextlib.suppress(DockerException):
+                early = await self.docker.create(kwargs)
+        pulled = await pull
+        if pulled is None:
+            if early is not None:
+                await self.docker.remove(early)
             return False
+        if early is not None and pulled == present:
+            handle.container_id = early
+        else:
+            if early is not None:
+                await self.docker.remove(early)
+            await self._phase(handle.taskid, "creating")
+            try:
+                handle.container_id = await self.docker.create(kwargs)
+            except DockerException as exc:
+                await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
+                return False
         await self._phase(handle.taskid, "starting")
         try:
             await self.docker.start(handle.container_id)
@@ -337,6 +362,19 @@ class Agent:
             await self._report(handle.taskid, TaskState.ERROR, f"start failed: {_explain(exc)}")
             return False
         return True
+
+    async def _pull(self, handle: TaskHandle, image: str) -> str | None:
+        """Pull and return the image id; on failure the task's error is reported, None returned."""
+        try:
+            return await asyncio.wait_for(self.docker.pull(image), self.config.pull_timeout_s)
+        except asyncio.TimeoutError:
+            reason = f"no answer within {self.config.pull_timeout_s:g}s"
+        except PullError as exc:
+            reason = str(exc)
+        except DockerException as exc:
+            reason = _explain(exc)
+        await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {reason}")
+        return None
 
     async def _restart(self, handle: TaskHandle, command: dict[str, Any]) -> bool:
         existing = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
@@ -374,8 +412,14 @@ class Agent:
                 if action not in ("start", "die", "destroy", "oom") or not taskid:
                     continue
                 handle = self.handles.get(taskid)
-                if handle is None or handle.busy:
-                    continue  # an operation is under way; it reports when done
+                if handle is None:
+                    continue
+                if handle.busy:
+                    # The operation reports its outcome; a death meanwhile is looked at after it.
+                    handle.missed_event = handle.missed_event or action != "start"
+                    continue
+                if action == "start" and handle.last_state == TaskState.RUNNING:
+                    continue  # our own start, reported already
                 self._spawn(self._refresh_locked(handle))
             except Exception:
                 log.exception("docker event %r not handled", event)
@@ -408,13 +452,22 @@ class Agent:
                 lines = await self.docker.log_tail(
                     handle.container_id or container_name(handle.taskid), TAIL_LINES, handle.logs.last_ns
                 )
+            # A task that prints is asked again next round; a quiet one less often, so
+            # that many idle tasks do not keep the engine busy.
+            handle.log_poll_every = (
+                self.config.log_flush_s if lines else min(handle.log_poll_every * 2, QUIET_LOG_POLL_S)
+            )
+            handle.next_log_poll = time.monotonic() + handle.log_poll_every
             if lines:
                 handle.logs.add(lines)
 
         while True:
             await asyncio.sleep(self.config.log_flush_s)
             now = time.monotonic()
-            watched = [h for h in self.handles.values() if h.watch_logs_until > now and h.container_id]
+            watched = [
+                h for h in self.handles.values()
+                if h.watch_logs_until > now and h.container_id and h.next_log_poll <= now
+            ]
             if watched:
                 results = await asyncio.gather(*(poll(h) for h in watched), return_exceptions=True)
                 for result in results:

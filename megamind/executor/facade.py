@@ -1,4 +1,10 @@
-"""An async face on the blocking runtime: one thread hop per operation, bounded."""
+"""An async face on the blocking runtime: one thread hop per operation, bounded.
+
+Pulls and image lookups of a reference already under way are joined rather than
+repeated: a burst of starts of one image (many slots, many tasks) asks the engine
+and the registry once.  Every joiner gets the outcome, a failure included, and a
+joiner that gives up (its own timeout) does not cancel the call for the others.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,21 @@ class AsyncDocker:
     def __init__(self, runtime: DockerRuntime, threads: int) -> None:
         self.runtime = runtime
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
+        self._in_flight: dict[tuple[str, str], asyncio.Future[Any]] = {}
+
+    async def _joined(self, key: tuple[str, str], fn: Callable[..., T], *args: Any) -> T:
+        pending = self._in_flight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._run(fn, *args))
+            self._in_flight[key] = pending
+            pending.add_done_callback(lambda done: self._settled(key, done))
+        return await asyncio.shield(pending)
+
+    def _settled(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
+        if self._in_flight.get(key) is done:
+            del self._in_flight[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here: joiners that gave up must not leave it unseen
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -25,11 +46,16 @@ class AsyncDocker:
     async def ping(self) -> bool:
         return await self._run(self.runtime.ping)
 
-    async def pull(self, reference: str) -> None:
-        await self._run(self.runtime.pull, reference)
+    async def pull(self, reference: str) -> str:
+        return await self._joined(("pull", reference), self.runtime.pull, reference)
 
     async def create(self, kwargs: dict[str, Any]) -> str:
         return await self._run(self.runtime.create, kwargs)
+
+    async def image_id(self, reference: str) -> str | None:
+        # A lookup joined while a pull runs may answer the id from before it; callers
+        # compare it with what the pull returns, so a stale answer only costs a re-create.
+        return await self._joined(("image", reference), self.runtime.image_id, reference)
 
     async def start(self, container_id: str) -> None:
         await self._run(self.runtime.start, container_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class AppliedCommands:
 
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / APPLIED_FILE
+        self._write_lock = threading.Lock()  # add() may run in several threads at once
         try:
             ids = json.loads(self._path.read_text())
         except (FileNotFoundError, ValueError):
@@ -59,11 +61,13 @@ class AppliedCommands:
         return command_id in self._set
 
     def add(self, command_id: int) -> None:
-        if command_id in self._set:
-            return
-        if len(self._ids) == self._ids.maxlen:
-            self._set.discard(self._ids[0])
-        self._ids.append(command_id)
-        self._set.add(command_id)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        write_private(self._path, json.dumps(list(self._ids)))
+        """Remember the id, on disk before returning (it may be called from a thread)."""
+        with self._write_lock:
+            if command_id in self._set:
+                return
+            if len(self._ids) == self._ids.maxlen:
+                self._set.discard(self._ids[0])
+            self._ids.append(command_id)
+            self._set.add(command_id)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            write_private(self._path, json.dumps(list(self._ids)))

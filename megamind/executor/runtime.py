@@ -54,8 +54,11 @@ class DockerRuntime:
     def ping(self) -> bool:
         return self.api.ping()
 
-    def pull(self, reference: str) -> None:
-        """Pull explicitly, reading the progress stream: an ``error`` line is a failure."""
+    def pull(self, reference: str) -> str:
+        """Pull explicitly, reading the progress stream: an ``error`` line is a failure.
+
+        Returns the id of the image the reference names once the pull is done.
+        """
         repository, tag = _split_reference(reference)
         try:
             for line in self.api.pull(repository, tag=tag, stream=True, decode=True):
@@ -63,6 +66,10 @@ class DockerRuntime:
                     raise PullError(line["error"])
         except APIError as exc:
             raise PullError(exc.explanation or str(exc)) from None
+        image_id = self.image_id(reference)
+        if image_id is None:
+            raise PullError(f"{reference} is not in the engine after its pull")
+        return image_id
 
     def create(self, kwargs: dict[str, Any]) -> str:
         """Create the container, or find the one an earlier attempt made (same name)."""
@@ -72,6 +79,13 @@ class DockerRuntime:
             if exc.status_code == 409:
                 return self.api.inspect_container(kwargs["name"])["Id"]
             raise
+
+    def image_id(self, reference: str) -> str | None:
+        """The id of the image the engine has under this reference, or None."""
+        try:
+            return self.api.inspect_image(reference)["Id"]
+        except NotFound:
+            return None
 
     def start(self, container_id: str) -> None:
         self.api.start(container_id)
@@ -110,14 +124,15 @@ class DockerRuntime:
         The engine reads its log file from the end, so this costs the same whatever
         the task printed before.
         """
-        since = since_ns // 1_000_000_000 if since_ns else None
-        try:
-            raw = self.api.logs(
-                container_id, stdout=True, stderr=False, timestamps=True, tail=lines,
-                since=since if since else None,
-            )
-        except NotFound:
+        params: dict[str, Any] = {"stdout": 1, "stderr": 0, "timestamps": 1, "follow": 0, "tail": lines}
+        if since_ns:
+            params["since"] = since_ns // 1_000_000_000
+        # The SDK's logs() inspects the container first to learn whether it has a TTY;
+        # ours never do, and this is polled for every running task, so one call it is.
+        response = self.api._get(self.api._url("/containers/{0}/logs", container_id), params=params)
+        if response.status_code == 404:
             return None
+        raw = self.api._get_result_tty(False, response, False)
         out = []
         for entry in raw.decode("utf-8", "replace").splitlines():
             stamp, _, text = entry.partition(" ")

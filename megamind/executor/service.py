@@ -82,34 +82,6 @@ def slot_hardware(hardware: Hardware, gpus: list[Gpu], slots: int) -> list[tuple
     return shares
 
 
-class SharedPulls(AsyncDocker):
-    """The engine as the slots share it: a pull of a reference already under way is joined.
-
-    A burst of starts on many slots would otherwise send the engine (and the registry)
-    one pull per task of the same image at the same moment.  Every joiner gets the
-    outcome of the pull it joined, a failure included, and a joiner that gives up
-    (its pull timeout) does not cancel the pull for the others.
-    """
-
-    def __init__(self, runtime: DockerRuntime, threads: int) -> None:
-        super().__init__(runtime, threads)
-        self._pulls: dict[str, asyncio.Future[None]] = {}
-
-    async def pull(self, reference: str) -> None:
-        pending = self._pulls.get(reference)
-        if pending is None:
-            pending = asyncio.ensure_future(super().pull(reference))
-            self._pulls[reference] = pending
-            pending.add_done_callback(lambda done: self._pull_done(reference, done))
-        await asyncio.shield(pending)
-
-    def _pull_done(self, reference: str, done: asyncio.Future[None]) -> None:
-        if self._pulls.get(reference) is done:
-            del self._pulls[reference]
-        if not done.cancelled():
-            done.exception()  # seen: every joiner that still waits gets it too
-
-
 async def _serve_slot(
     config: AgentConfig,
     docker_: AsyncDocker,
@@ -147,7 +119,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
     threads = _docker_threads(config)
     # The SDK's connection pool matches the threads, so no connection is opened per call.
     runtime = DockerRuntime(docker.from_env(version="auto", timeout=60, max_pool_size=threads))
-    docker_ = SharedPulls(runtime, threads)
+    docker_ = AsyncDocker(runtime, threads)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
     events = EngineEvents(runtime, asyncio.get_running_loop())
     try:
