@@ -9,6 +9,7 @@ import click
 
 from megamind.config import DEFAULT_HOME, AgentConfig
 from megamind.executor.service import RegistrationFailed, run_executor
+from megamind.executor.spec import HostNetworkRefused, Limits
 
 EXIT_REGISTRATION_FAILED = 3
 
@@ -39,7 +40,9 @@ def _default_api_key() -> str | None:
               help="The owner's price per hour of task run time.")
 @click.option("--network", default="bridge", show_default=True,
               help="Docker network mode for task containers (bridge, none, or a network name). "
-                   "'host' must be asked for explicitly.")
+                   "'host' also needs --allow-host-network.")
+@click.option("--allow-host-network", is_flag=True,
+              help="Allow --network host: tasks then share this host's network stack.")
 @click.option("--memory", "memory_mb", type=click.IntRange(min=6), help="Memory limit per task container, MB.")
 @click.option("--cpus", type=click.FloatRange(min=0.01), help="CPU limit per task container.")
 @click.option("--pids-limit", default=4096, show_default=True, type=click.IntRange(min=16),
@@ -50,12 +53,16 @@ def _default_api_key() -> str | None:
               help="Offer this host as N executors, each with its own hwid, a share of the GPUs "
                    "and 1/N of the RAM (kept in STATE_DIR/slot-<i> when N > 1).")
 def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, network: str,
-             memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...],
+             allow_host_network: bool, memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...],
              slots: int) -> None:
     """Run the executor agent on the local Docker engine until SIGTERM.
 
     On SIGTERM the task containers keep running; the next start re-adopts them.
     """
+    try:
+        Limits.checked(network, allow_host_network)
+    except HostNetworkRefused as exc:
+        raise click.BadParameter(str(exc), param_hint="--network") from None
     config = AgentConfig(
         api_url=api_url,
         api_key=api_key or _default_api_key(),
@@ -67,6 +74,7 @@ def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, ne
         cpus=cpus,
         pids_limit=pids_limit,
         slots=slots,
+        allow_host_network=allow_host_network,
     )
     try:
         asyncio.run(_serve(config))
