@@ -64,6 +64,8 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raise BadRequest("the body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object")
+    if "\\u" in text and _has_lone_surrogate(data):
+        raise BadRequest("the body holds a \\u escape of a lone surrogate, which is not a character")
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -85,3 +87,18 @@ def describe_validation_error(messages: Any, prefix: str = "") -> str:
     else:
         parts.append(f"{prefix}: {messages}")
     return "; ".join(parts)
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """JSON may escape half a UTF-16 pair (\\ud800); such a string is no Unicode text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False

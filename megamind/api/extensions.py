@@ -118,7 +118,7 @@ async def images(request: web.Request) -> web.Response:
                     return await _tags(http, name)
 
             tag_lists = await asyncio.gather(*(tags_of(name) for name in names))
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, _NotFound) as exc:
         reason = str(exc) or type(exc).__name__
         log.warning("registry %s: %s", registry, reason)
         raise Unavailable(f"the image registry at {registry} cannot be read: {reason}") from None
@@ -154,7 +154,8 @@ async def _listing(http: aiohttp.ClientSession, url: str, key: str) -> list[str]
 
 
 class _NotFound(Exception):
-    pass
+    def __str__(self) -> str:
+        return f"GET {self.args[0]} answered HTTP 404"
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[dict[str, Any], str | None]:

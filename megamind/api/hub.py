@@ -49,6 +49,11 @@ class AgentLink:
         await self.ws.send_json(command.message())
 
 
+def _clean_text(text: str) -> str:
+    """Text an agent sent, made storable: lone surrogates cannot be encoded as UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class ProtocolError(Exception):
     """The agent said something the protocol does not allow; the link is closed."""
 
@@ -151,7 +156,7 @@ class ExecutorHub:
             state = TaskState(int(message["state"]))
             if state == TaskState.UNKNOWN:
                 raise ProtocolError("agents report known states only")
-            error_msg = str(message.get("error_msg", ""))[:4096]
+            error_msg = _clean_text(str(message.get("error_msg", ""))[:4096])
             taskid = str(message["taskid"])
             if state != TaskState.SETUP:
                 link.phases.pop(taskid, None)
@@ -168,7 +173,7 @@ class ExecutorHub:
             lines = message["lines"]
             if not isinstance(lines, list):
                 raise ProtocolError("logs.lines must be a list")
-            lines = [str(line)[:MAX_LINE_CHARS] for line in lines[-MAX_LINES_PER_BATCH:]]
+            lines = [_clean_text(str(line)[:MAX_LINE_CHARS]) for line in lines[-MAX_LINES_PER_BATCH:]]
             taskid = str(message["taskid"])
             if await self._store.tasks.is_live_on(hwid, taskid):
                 await self._store.logs.append(taskid, lines, bool(message.get("reset")))

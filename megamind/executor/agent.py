@@ -2,8 +2,10 @@
 
 The agent owns nothing the engine does not already know: every container carries
 labels naming its task and executor, so a restarted agent re-adopts what runs
-instead of starting twins.  Each command is applied at most once per id; operations
-on one task run one after another, operations on different tasks run side by side.
+instead of starting twins.  A command id once carried out is never carried out again
+(a restart is recorded before it happens; a start or a remove, which are idempotent,
+when done); operations on one task run one after another, operations on different
+tasks run side by side.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from docker.errors import APIError, DockerException
+from docker.errors import APIError
 
 from megamind.config import AgentConfig
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu
 from megamind.executor.identity import AppliedCommands, Identity
 from megamind.executor.logtail import TAIL_LINES, TaskLogTail
-from megamind.executor.runtime import ContainerInfo, PullError
+from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo, PullError
 from megamind.executor.spec import LABEL_TASK, Limits, container_name, create_kwargs
 from megamind.protocol import (
     AGENT_PATH,
@@ -68,6 +70,7 @@ class TaskHandle:
     logs: TaskLogTail = field(default_factory=TaskLogTail)
     watch_logs_until: float = 0.0
     last_state: TaskState | None = None
+    last_error: str = ""
     next_log_poll: float = 0.0
     log_poll_every: float = 0.0
     # The engine said something (a death) while an operation held the task.
@@ -168,6 +171,9 @@ class Agent:
                 log.warning("API refused the connection: %s", exc)
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
                 log.info("API unreachable (%s); retrying", exc.__class__.__name__)
+            except ENGINE_ERRORS as exc:
+                # No inventory without the engine: say nothing rather than something false.
+                log.warning("engine not answering (%s); retrying", exc.__class__.__name__)
             finally:
                 self._ws = None
                 self.connected.clear()
@@ -191,10 +197,18 @@ class Agent:
                 continue
             data = message.json()
             if data.get("type") == "welcome":
+                await self._resend_failures()
                 self.connected.set()
                 log.info("connected to %s as %s", self.identity.api_url, self.hwid)
             elif data.get("type") == "command":
                 self._spawn(self._on_command(data))
+
+    async def _resend_failures(self) -> None:
+        """A failure with no container left behind is in no inventory: say it again,
+        in case it was reported while the link was down."""
+        for handle in list(self.handles.values()):
+            if handle.container_id is None and handle.last_state == TaskState.ERROR and not handle.busy:
+                await self._report(handle.taskid, TaskState.ERROR, handle.last_error)
 
     async def _send(self, message: dict[str, Any]) -> bool:
         ws = self._ws
@@ -222,7 +236,8 @@ class Agent:
         for info in await self.docker.containers(self.hwid):
             if info.taskid and info.taskid not in self.handles:
                 handle = TaskHandle(info.taskid, info.id)
-                handle.watch_logs(running=True)  # one poll at least: the tail so far
+                # A few polls at least: the tail so far; on and on only while it runs.
+                handle.watch_logs(running=info.status in _RUNNING_STATUSES)
                 self.handles[info.taskid] = handle
         log.info("re-adopted %d container(s)", len(self.handles))
 
@@ -235,7 +250,7 @@ class Agent:
             handle = self.handles.get(info.taskid)
             if handle is None:
                 handle = self.handles[info.taskid] = TaskHandle(info.taskid, info.id)
-                handle.watch_logs(running=True)
+                handle.watch_logs(running=info.status in _RUNNING_STATUSES)
             status = STATUS_BUSY if handle.busy else inventory_status(info)
             reports[info.taskid] = ContainerReport(info.taskid, status, info.exit_code)
         for taskid, handle in self.handles.items():
@@ -246,7 +261,7 @@ class Agent:
     async def _report(self, taskid: str, state: TaskState, error_msg: str = "") -> None:
         handle = self.handles.get(taskid)
         if handle is not None:
-            handle.last_state = state
+            handle.last_state, handle.last_error = state, error_msg
         await self._send({"type": "state", "taskid": taskid, "state": int(state), "error_msg": error_msg})
 
     async def _phase(self, taskid: str, phase: str) -> None:
@@ -272,16 +287,23 @@ class Agent:
         handle = self.handles.get(taskid)
         if handle is None:
             handle = self.handles[taskid] = TaskHandle(taskid)
-        if op == OP_RESTART and command_id in self.applied:
-            # Seen before a break: never restart twice, just say how things stand.
-            async with handle.lock:
-                await self._refresh(handle)
-            await self._send({"type": "ack", "id": command_id})
-            return
-        if op == OP_RESTART:
-            # On disk before the restart happens: a crash right after must not repeat it.
-            await asyncio.to_thread(self.applied.add, command_id)
         async with handle.lock:
+            if command_id in self.applied:
+                # Carried out before a break lost its acknowledgement: never again,
+                # just say how things stand.
+                if op != OP_REMOVE and not handle.removed:
+                    with contextlib.suppress(*ENGINE_ERRORS):
+                        await self._refresh(handle)
+                await self._send({"type": "ack", "id": command_id})
+                return
+            if handle.removed or self.handles.get(taskid) is not handle:
+                # Removed while this command waited for the task: nothing left to act on.
+                await asyncio.to_thread(self.applied.add, command_id)
+                await self._send({"type": "ack", "id": command_id})
+                return
+            if op == OP_RESTART:
+                # On disk before the restart happens: a crash right after must not repeat it.
+                await asyncio.to_thread(self.applied.add, command_id)
             handle.busy, handle.missed_event = True, False
             try:
                 started = await self._apply(handle, op, command)
@@ -300,7 +322,7 @@ class Agent:
             elif started:
                 try:
                     await self._refresh(handle)
-                except DockerException as exc:
+                except ENGINE_ERRORS as exc:
                     log.warning("could not inspect %s after %s: %s", taskid, op, exc)
         await asyncio.to_thread(self.applied.add, command_id)
         await self._send({"type": "ack", "id": command_id})
@@ -336,10 +358,13 @@ class Agent:
         await self._phase(handle.taskid, "pulling")
         pull = asyncio.ensure_future(self._pull(handle, image))
         early: str | None = None
-        if present is not None:
-            with contextlib.suppress(DockerException):
-                early = await self.docker.create(kwargs)
-        pulled = await pull
+        try:
+            if present is not None:
+                with contextlib.suppress(*ENGINE_ERRORS):
+                    early = await self.docker.create(kwargs)
+            pulled = await pull
+        finally:
+            pull.cancel()  # only matters if we got here by an exception: nobody else awaits it
         if pulled is None:
             if early is not None:
                 await self.docker.remove(early)
@@ -352,13 +377,13 @@ class Agent:
             await self._phase(handle.taskid, "creating")
             try:
                 handle.container_id = await self.docker.create(kwargs)
-            except DockerException as exc:
+            except ENGINE_ERRORS as exc:
                 await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
                 return False
         await self._phase(handle.taskid, "starting")
         try:
             await self.docker.start(handle.container_id)
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             await self._report(handle.taskid, TaskState.ERROR, f"start failed: {_explain(exc)}")
             return False
         return True
@@ -371,7 +396,7 @@ class Agent:
             reason = f"no answer within {self.config.pull_timeout_s:g}s"
         except PullError as exc:
             reason = str(exc)
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             reason = _explain(exc)
         await self._report(handle.taskid, TaskState.ERROR, f"pull failed: {reason}")
         return None
@@ -384,7 +409,7 @@ class Agent:
         await self._phase(handle.taskid, "restarting")
         try:
             await self.docker.restart(existing.id, self.config.stop_timeout_s)
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             await self._report(handle.taskid, TaskState.ERROR, f"restart failed: {_explain(exc)}")
             return False
         return True
@@ -432,7 +457,7 @@ class Agent:
     async def _resync(self) -> None:
         try:
             inventory = await self._inventory()
-        except DockerException as exc:
+        except ENGINE_ERRORS as exc:
             log.warning("engine not answering: %s", exc)
             return
         await self._send({"type": "inventory", "inventory": inventory})
@@ -454,9 +479,8 @@ class Agent:
                 )
             # A task that prints is asked again next round; a quiet one less often, so
             # that many idle tasks do not keep the engine busy.
-            handle.log_poll_every = (
-                self.config.log_flush_s if lines else min(handle.log_poll_every * 2, QUIET_LOG_POLL_S)
-            )
+            quieter = max(self.config.log_flush_s, handle.log_poll_every * 2)
+            handle.log_poll_every = self.config.log_flush_s if lines else min(quieter, QUIET_LOG_POLL_S)
             handle.next_log_poll = time.monotonic() + handle.log_poll_every
             if lines:
                 handle.logs.add(lines)
@@ -471,7 +495,7 @@ class Agent:
             if watched:
                 results = await asyncio.gather(*(poll(h) for h in watched), return_exceptions=True)
                 for result in results:
-                    if isinstance(result, Exception) and not isinstance(result, DockerException):
+                    if isinstance(result, Exception) and not isinstance(result, ENGINE_ERRORS):
                         log.error("log poll failed", exc_info=result)
             if self._ws is None:
                 continue

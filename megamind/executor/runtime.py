@@ -12,9 +12,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 import docker
-from docker.errors import APIError, NotFound
+import requests
+from docker.errors import APIError, DockerException, NotFound
 
 from megamind.executor.spec import LABEL_HWID, LABEL_TASK
+
+
+# What a call to the engine can raise when the engine is away (restarting, socket gone):
+# the SDK's own errors, and the transport's, which the SDK lets through.
+ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
 
 
 class PullError(Exception):
@@ -134,17 +140,18 @@ class DockerRuntime:
             return None
         raw = self.api._get_result_tty(False, response, False)
         out = []
-        for entry in raw.decode("utf-8", "replace").splitlines():
+        # Only "\n" ends an entry: a line may hold \r or other breaks of its own.
+        for entry in raw.decode("utf-8", "replace").split("\n"):
+            if not entry:
+                continue
             stamp, _, text = entry.partition(" ")
-            ns = parse_timestamp_ns(stamp)
+            try:
+                ns = parse_timestamp_ns(stamp)
+            except ValueError:
+                continue  # not an entry of the engine's (a partial line's tail): skip it
             if since_ns is None or ns > since_ns:
                 out.append(LogLine(ns, text))
         return out
-
-    def events(self, hwid: str) -> Iterator[dict[str, Any]]:
-        return self.api.events(
-            decode=True, filters={"type": "container", "label": f"{LABEL_HWID}={hwid}"}
-        )
 
     def close(self) -> None:
         self.client.close()

@@ -67,11 +67,15 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
             try:
+                if self._writer.in_transaction:
+                    # A BEGIN whose caller was cancelled mid-way left it open: nothing of it stands.
+                    await self._writer.execute("ROLLBACK")
+                await self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
 

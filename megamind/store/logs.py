@@ -49,14 +49,18 @@ class LogStore:
             return
         dirty, self._dirty = self._dirty, set()
         rows = [(t, json.dumps(list(self._tails[t]))) for t in dirty if t in self._tails]
-        async with self._db.transaction() as conn:
-            # The task may have been deleted meanwhile: only tails of existing tasks are kept.
-            await conn.executemany(
-                "INSERT INTO task_logs (taskid, lines) SELECT ?1, ?2 WHERE EXISTS"
-                " (SELECT 1 FROM tasks WHERE taskid = ?1 AND deleted = 0)"
-                " ON CONFLICT(taskid) DO UPDATE SET lines = excluded.lines",
-                rows,
-            )
+        try:
+            async with self._db.transaction() as conn:
+                # The task may have been deleted meanwhile: only tails of existing tasks are kept.
+                await conn.executemany(
+                    "INSERT INTO task_logs (taskid, lines) SELECT ?1, ?2 WHERE EXISTS"
+                    " (SELECT 1 FROM tasks WHERE taskid = ?1 AND deleted = 0)"
+                    " ON CONFLICT(taskid) DO UPDATE SET lines = excluded.lines",
+                    rows,
+                )
+        except BaseException:
+            self._dirty |= dirty  # not written: the next flush tries again
+            raise
         # Written tails need not stay in memory; reads fall back to the row.
         for taskid in dirty:
             if taskid not in self._dirty:

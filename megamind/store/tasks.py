@@ -219,11 +219,13 @@ class TaskStore:
         task = await self.get(account_id, taskid)
         try:
             async with self._db.transaction() as conn:
-                await conn.execute(
+                updated = await conn.execute(
                     "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, updated_at = ?"
                     " WHERE taskid = ? AND deleted = 0",
                     (int(TaskState.SETUP), time.time(), taskid),
                 )
+                if updated.rowcount == 0:  # deleted since it was read: no restart to queue
+                    raise TaskNotFound(f"no task {taskid!r} in this account")
                 await conn.execute(
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     (taskid,),
@@ -282,23 +284,21 @@ class TaskStore:
 
     async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
         """Turn tasks stuck in setup since before ``older_than`` into errors."""
-        rows = await self._db.fetchall(
-            "SELECT taskid, hwid FROM tasks WHERE state = ? AND deleted = 0 AND updated_at < ?",
-            (int(TaskState.SETUP), older_than),
-        )
-        expired = [(r["taskid"], r["hwid"]) for r in rows]
+        expired: list[tuple[str, str]] = []
+        async with self._db.transaction() as conn:
+            # One statement decides: a task restarted meanwhile has a newer updated_at.
+            cursor = await conn.execute(
+                "UPDATE tasks SET state = ?, error_msg = 'setup timed out', holds_executor = 0, updated_at = ?"
+                " WHERE state = ? AND deleted = 0 AND updated_at < ? RETURNING taskid, hwid",
+                (int(TaskState.ERROR), time.time(), int(TaskState.SETUP), older_than),
+            )
+            expired = [(r["taskid"], r["hwid"]) for r in await cursor.fetchall()]
+            # A start that arrives after the verdict would run a task shown as failed.
+            await conn.executemany(
+                "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
+                [(t,) for t, _ in expired],
+            )
         if expired:
-            async with self._db.transaction() as conn:
-                await conn.executemany(
-                    "UPDATE tasks SET state = ?, error_msg = 'setup timed out', holds_executor = 0,"
-                    " updated_at = ? WHERE taskid = ? AND state = ?",
-                    [(int(TaskState.ERROR), time.time(), t, int(TaskState.SETUP)) for t, _ in expired],
-                )
-                # A start that arrives after the verdict would run a task shown as failed.
-                await conn.executemany(
-                    "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
-                    [(t,) for t, _ in expired],
-                )
             self._forget_tasks([t for t, _ in expired])
         return expired
 

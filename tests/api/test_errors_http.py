@@ -223,3 +223,12 @@ async def test_unexpected_exception_in_addtask(client, alice, agent, monkeypatch
     monkeypatch.undo()
     status, body = await alice.addtask(agent.hwid)
     assert status == 200
+
+
+async def test_a_lone_surrogate_is_bad_input_not_a_server_error(alice, agent, helpers):
+    raw = '{"image": "megamind.network/x", "params": "\\ud800", "hwid": "%s"}' % agent.hwid
+    async with alice.client.post("/api/v1/addtask", data=raw.encode(),
+                                 headers={"api-key": alice.key, "Content-Type": "application/json"}) as resp:
+        helpers.assert_error(resp.status, await resp.json(), 400, 2)
+    status, tasks = await alice.gettasklist()
+    assert status == 200 and tasks == []

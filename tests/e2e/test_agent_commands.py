@@ -156,3 +156,21 @@ async def test_a_command_that_fails_stays_with_its_task(agent, engine):
     await api.wait_for(api.state(healthy, 4))
     logs = await api.wait_for(lambda m: m["type"] == "logs" and m["taskid"] == healthy and m["lines"])
     assert logs["lines"] == ["fine"]
+
+
+async def test_a_start_resent_after_it_finished_does_not_run_the_task_again(agent, engine):
+    _, api, image = agent
+    taskid = "t" + uuid.uuid4().hex
+    command = start_command(30, taskid, image, "echo once")
+    await api.ws.send_json(command)
+    await api.wait_for(api.state(taskid, 4))
+    await api.wait_for(api.acked(30))
+    (container,) = containers_of(engine, taskid)
+    first_start = container.attrs["State"]["StartedAt"]
+
+    api.messages.clear()
+    await api.ws.send_json(command)  # its acknowledgement was "lost": the API sends it again
+    await api.wait_for(api.acked(30))
+    (same,) = containers_of(engine, taskid)
+    assert same.attrs["State"]["StartedAt"] == first_start
+    assert same.status == "exited"

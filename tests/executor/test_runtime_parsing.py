@@ -39,3 +39,27 @@ def test_parse_timestamp_ns_orders_lines_within_a_second():
 ])
 def test_split_reference(reference, expected):
     assert _split_reference(reference) == expected
+
+
+def test_only_newlines_end_engine_log_entries():
+    from megamind.executor.runtime import DockerRuntime
+
+    class Response:
+        status_code = 200
+
+    class FakeApi:
+        def _url(self, path, *args):
+            return path
+
+        def _get(self, url, params):
+            return Response()
+
+        def _get_result_tty(self, stream, response, tty):
+            return (b"2026-11-22T10:00:00.000000001Z 10%\r20%\r100%\n"
+                    b"2026-11-22T10:00:00.000000002Z form\x0cfeed \xe2\x80\xa8 sep\n")
+
+    runtime = DockerRuntime.__new__(DockerRuntime)
+    runtime.api = FakeApi()
+    lines = runtime.log_tail("c", 20, None)
+    assert [line.text for line in lines] == ["10%\r20%\r100%", "form\x0cfeed \u2028 sep"]
+    assert runtime.log_tail("c", 20, lines[0].ns)[0].text.startswith("form")
