@@ -19,6 +19,10 @@ SPEEDTEST_PATH = "/api/agent/v1/speedtest"
 TOKEN_HEADER = "executor-token"
 PROTOCOL_VERSION = 1
 
+# The contract's logs are the last 20 stdout lines; a line longer than this is cut.
+TAIL_LINES = 20
+MAX_LINE_CHARS = 64 * 1024
+
 OP_START = "start"
 OP_RESTART = "restart"
 OP_REMOVE = "remove"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from megamind.protocol import STATUS_BUSY, STATUS_EXITED, STATUS_RUNNING, ContainerReport
+from megamind.protocol import (
+    STATUS_BUSY,
+    STATUS_EXITED,
+    STATUS_RUNNING,
+    ContainerReport,
+)
 from megamind.states import TaskState, state_of_exit
 from megamind.store.tasks import Task
 

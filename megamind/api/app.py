@@ -11,10 +11,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from megamind.api import protocol_errors
 from megamind.api.auth import Authenticator
 from megamind.api.hub import ExecutorHub
-from megamind.api.keys import auth_key, background_key, config_key, hub_key, rate_limiter_key, store_key
-from megamind.api import protocol_errors
+from megamind.api.keys import (
+    auth_key,
+    background_key,
+    config_key,
+    hub_key,
+    rate_limiter_key,
+    store_key,
+)
 from megamind.api.middlewares import customer_auth_middleware, error_middleware
 from megamind.api.ratelimit import KeyRateLimiter
 from megamind.api.routes import setup_routes

@@ -10,7 +10,14 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError
 
 from megamind.api.keys import config_key
-from megamind.errors import BadRequest, ErrorCode, PayloadTooLarge, RequestTimeout, UnsupportedMediaType, ValidationFailed
+from megamind.errors import (
+    BadRequest,
+    ErrorCode,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 BODY_READ_TIMEOUT_S = 10.0
 

@@ -18,7 +18,11 @@ from yarl import URL
 
 from megamind.api.bodies import json_response
 from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
-from megamind.api.schemas import executor_item_schema, image_item_schema, task_detail_schema
+from megamind.api.schemas import (
+    executor_item_schema,
+    image_item_schema,
+    task_detail_schema,
+)
 from megamind.errors import TaskNotFound, Unavailable
 from megamind.imageref import PUBLIC_REGISTRY
 from megamind.states import TaskState, visible_state

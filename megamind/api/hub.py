@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from marshmallow import ValidationError
 
 from megamind.api.schemas import hello_schema
-from megamind.protocol import PHASES, ContainerReport
+from megamind.protocol import MAX_LINE_CHARS, PHASES, TAIL_LINES, ContainerReport
 from megamind.reconcile import reconcile
 from megamind.states import TaskState
 from megamind.store import Store
@@ -27,8 +27,6 @@ from megamind.store.tasks import Command
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
-MAX_LINES_PER_BATCH = 20
-MAX_LINE_CHARS = 64 * 1024
 
 
 MAX_PHASES_PER_LINK = 1000
@@ -173,12 +171,14 @@ class ExecutorHub:
             lines = message["lines"]
             if not isinstance(lines, list):
                 raise ProtocolError("logs.lines must be a list")
-            lines = [_clean_text(str(line)[:MAX_LINE_CHARS]) for line in lines[-MAX_LINES_PER_BATCH:]]
+            lines = [_clean_text(str(line)[:MAX_LINE_CHARS]) for line in lines[-TAIL_LINES:]]
             taskid = str(message["taskid"])
             if await self._store.tasks.is_live_on(hwid, taskid):
                 await self._store.logs.append(taskid, lines, bool(message.get("reset")))
         elif kind == "ack":
-            await self._store.tasks.ack_command(hwid, int(message["id"]))
+            command_id = int(message["id"])
+            link.sent.discard(command_id)
+            await self._store.tasks.ack_command(hwid, command_id)
         elif kind == "inventory":
             await self._reconcile(hwid, [ContainerReport.from_message(i) for i in message["inventory"]])
         else:

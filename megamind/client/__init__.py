@@ -38,7 +38,14 @@ from megamind.client.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs, TaskState
+from megamind.client.models import (
+    Executor,
+    HardwareItem,
+    Image,
+    Task,
+    TaskLogs,
+    TaskState,
+)
 from megamind.client.sync import Client
 
 __all__ = [

@@ -20,7 +20,12 @@ from urllib.parse import quote
 import aiohttp
 
 from megamind.client.config import load_settings
-from megamind.client.errors import MegamindClientError, RateLimited, TransportError, error_for
+from megamind.client.errors import (
+    MegamindClientError,
+    RateLimited,
+    TransportError,
+    error_for,
+)
 from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs
 from megamind.states import TaskState
 

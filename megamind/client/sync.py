@@ -18,7 +18,12 @@ import weakref
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from megamind.client.aio import DEFAULT_TIMEOUT_S, FINAL_LOGS_GRACE_S, SETTLED, AsyncClient
+from megamind.client.aio import (
+    DEFAULT_TIMEOUT_S,
+    FINAL_LOGS_GRACE_S,
+    SETTLED,
+    AsyncClient,
+)
 from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs
 from megamind.states import TaskState
 

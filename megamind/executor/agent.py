@@ -25,7 +25,7 @@ from megamind.config import AgentConfig
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu
 from megamind.executor.identity import AppliedCommands, Identity
-from megamind.executor.logtail import TAIL_LINES, TaskLogTail
+from megamind.executor.logtail import TaskLogTail
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo, PullError
 from megamind.executor.spec import LABEL_TASK, Limits, container_name, create_kwargs
 from megamind.protocol import (
@@ -37,6 +37,7 @@ from megamind.protocol import (
     STATUS_BUSY,
     STATUS_EXITED,
     STATUS_RUNNING,
+    TAIL_LINES,
     TOKEN_HEADER,
     ContainerReport,
 )

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from megamind.executor.runtime import LogLine
-
-TAIL_LINES = 20
-MAX_LINE_CHARS = 64 * 1024
+from megamind.protocol import MAX_LINE_CHARS, TAIL_LINES
 
 
 class TaskLogTail:

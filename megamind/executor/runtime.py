@@ -6,7 +6,6 @@ Errors are matched on the SDK's exception types and status codes, never on text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +15,6 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 
 from megamind.executor.spec import LABEL_HWID, LABEL_TASK
-
 
 # What a call to the engine can raise when the engine is away (restarting, socket gone):
 # the SDK's own errors, and the transport's, which the SDK lets through.

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from megamind.secrets import EXECUTOR_TOKEN_PREFIX, hash_secret, new_executor_token, new_hwid
+from megamind.secrets import (
+    EXECUTOR_TOKEN_PREFIX,
+    hash_secret,
+    new_executor_token,
+    new_hwid,
+)
 from megamind.store.db import Database
 
 

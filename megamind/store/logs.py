@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from collections import deque
 
+from megamind.protocol import TAIL_LINES
 from megamind.store.db import Database
-
-TAIL_LINES = 20
 
 
 class LogStore:
