@@ -18,7 +18,15 @@ from pathlib import Path
 
 import docker
 
-from bench.procs import BENCH_LABEL, Agent, Registry, Server, remove_containers
+from bench.procs import (
+    BENCH_LABEL,
+    Agent,
+    Registry,
+    Server,
+    bench_server,
+    push_bench_image,
+    remove_containers,
+)
 from megamind.executor.spec import LABEL_TASK, Limits, create_kwargs
 
 BURST_SLOTS = 50
@@ -40,8 +48,8 @@ class EnginePlatform:
     def start(self) -> None:
         self.registry = Registry(self.workdir / "registry" / "storage")
         self.registry.start()
-        self.image = self.registry.push_bench_image(self.workdir)
-        self.server = Server(self.workdir / "engine-api" / "megamind.db", self.registry.address)
+        self.image = push_bench_image(self.registry, self.workdir)
+        self.server = bench_server(self.workdir / "engine-api" / "megamind.db", self.registry.address)
         self.server.start()
         self.key = self.server.create_account("bench")
         owner = self.server.create_account("owner")

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import Server, free_port, spawn, stop, wait_http
+from bench.procs import Server, bench_server, free_port, spawn, stop, wait_http
 from bench.seed import seed
 
 
@@ -31,7 +31,7 @@ class ScalePlatform:
         home.mkdir(parents=True, exist_ok=True)
         db = home / "megamind.db"
         self.keys = seed(db, self.tasks)
-        self.server = Server(db, "127.0.0.1:9")  # no image is pulled at this scale
+        self.server = bench_server(db, "127.0.0.1:9")  # no image is pulled at this scale
         self.server.start()
         ready = home / "sim-ready"
         started = time.monotonic()

@@ -9,73 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
-MEGAMIND = [sys.executable, "-m", "megamind.cli"]
+from megamind.testing import (  # noqa: F401  (free_port, wait_http: used by the fleet benchmark)
+    MEGAMIND,
+    Registry,
+    Server,
+    build_busybox_image,
+    free_port,
+    spawn,
+    stop,
+    wait_http,
+)
+
 BENCH_LABEL = "megamind.bench"
-ROOT = Path(__file__).resolve().parents[1]
 IMAGE_NAME = "benchbox"
-# The task image: a static busybox FROM scratch; the task's params are its shell script.
-DOCKERFILE = """FROM scratch
-COPY busybox /bin/busybox
-RUN ["/bin/busybox", "--install", "-s", "/bin"]
-CMD ["/bin/sh", "-c", "eval \\"$MEGAMIND_PARAMS\\""]
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers, even if not 2xx
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _more_files() -> None:
-    """In the child: as many open files as allowed (1,000 WebSockets need more than 1,024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(args, stdout=out, stderr=out, env=env, preexec_fn=_more_files)
 
 
 def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
@@ -92,79 +45,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class Registry:
-    root: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            raise RuntimeError("docker-registry is not installed: run scripts/bench, which installs it")
-        self.root.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "REGISTRY_HTTP_ADDR": self.address,
-            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(self.root),
-            "REGISTRY_LOG_LEVEL": "warn",
-        }
-        self.proc = spawn([binary, "serve", str(ROOT / "registry" / "config.yml")],
-                          self.root.parent / "registry.log", env)
-        wait_http(f"http://{self.address}/v2/", proc=self.proc)
-
-    def push_bench_image(self, workdir: Path) -> str:
-        """Build the busybox image FROM scratch, push it; returns the pull reference."""
-        busybox = shutil.which("busybox") or "/bin/busybox"
-        context = workdir / "image"
-        context.mkdir(parents=True, exist_ok=True)
-        (context / "Dockerfile").write_text(DOCKERFILE)
-        shutil.copy(busybox, context / "busybox")
-        tag = f"{self.address}/{IMAGE_NAME}:latest"
-        env = {"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin:/usr/sbin:/sbin"}
-        subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True, env=env)
-        subprocess.run(["docker", "push", tag], check=True, capture_output=True)
-        return tag
-
-    def stop(self) -> None:
-        stop(self.proc)
+def bench_server(db: Path, registry: str) -> Server:
+    # The limiter stays in the request path, but never refuses a benchmark request.
+    return Server(db, registry, ("--no-local-account", "--rate-limit", "1000000/second"))
 
 
-@dataclass
-class Server:
-    db: Path
-    registry: str
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.db.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = spawn(
-            MEGAMIND + ["server", "--db", str(self.db), "--host", "127.0.0.1", "--port", str(self.port),
-                        "--registry", self.registry, "--no-local-account",
-                        # The limiter stays in the request path, but never refuses a benchmark.
-                        "--rate-limit", "1000000/second"],
-            self.db.parent / f"server-{self.port}.log",
-        )
-        wait_http(self.url + "/api/v1/gethwlist", proc=self.proc)
-
-    def create_account(self, name: str) -> str:
-        out = subprocess.run(
-            MEGAMIND + ["admin", "create-account", name, "--db", str(self.db)],
-            check=True, capture_output=True, text=True, timeout=60,
-        )
-        return out.stdout.strip().splitlines()[-1]
-
-    def stop(self) -> None:
-        stop(self.proc)
+def push_bench_image(registry: Registry, workdir: Path) -> str:
+    """The busybox image FROM scratch, on the registry; returns the pull reference."""
+    tag = f"{registry.address}/{IMAGE_NAME}:latest"
+    build_busybox_image(tag, workdir / "image")
+    return tag
 
 
 @dataclass

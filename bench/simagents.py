@@ -17,7 +17,13 @@ from pathlib import Path
 
 import aiohttp
 
-from megamind.protocol import AGENT_PATH, OP_REMOVE, PROTOCOL_VERSION, REGISTER_PATH, TOKEN_HEADER
+from megamind.protocol import (
+    AGENT_PATH,
+    OP_REMOVE,
+    PROTOCOL_VERSION,
+    REGISTER_PATH,
+    TOKEN_HEADER,
+)
 
 HARDWARE = {"cpus": ["Simulated CPU 3.0 GHz"], "gpus": ["nVidia 1060 6G"], "ram": 32000,
             "network": "1000mbit", "calculated_perfomance_rating": 4.5}

@@ -6,8 +6,6 @@ removed by that label when the session ends.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,11 +13,12 @@ from pathlib import Path
 import docker
 import pytest
 
+from megamind.testing import Registry, Server, build_busybox_image
+
 from .api import Api
-from .processes import Executor, Registry, Server
+from .processes import Executor
 
 TEST_LABEL = "megamind.test"
-IMAGE_DIR = Path(__file__).parent / "image"
 
 
 def pytest_collection_modifyitems(items):
@@ -59,14 +58,7 @@ def registry(tmp_path_factory):
 @pytest.fixture(scope="session")
 def test_image(engine, registry, tmp_path_factory) -> str:
     """megatest:latest, built FROM scratch with a static busybox and pushed to the registry."""
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    context = tmp_path_factory.mktemp("image")
-    shutil.copy(IMAGE_DIR / "Dockerfile", context / "Dockerfile")
-    shutil.copy(busybox, context / "busybox")
-    tag = f"{registry.address}/megatest:latest"
-    subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True,
-                   capture_output=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/local/bin"})
-    subprocess.run(["docker", "push", tag], check=True, capture_output=True)
+    build_busybox_image(f"{registry.address}/megatest:latest", tmp_path_factory.mktemp("image"))
     return "megamind.network/megatest:latest"
 
 

@@ -1,115 +1,19 @@
-"""Real processes for end-to-end tests: the registry, the API server, agents."""
+"""Agents as real processes for the end-to-end tests, and an engine restart.
+
+The registry and the API server come from `megamind.testing`, shared with the benchmarks.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-MEGAMIND = [sys.executable, "-m", "megamind.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers, even if not 2xx
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-@dataclass
-class Registry:
-    root: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        binary = shutil.which("docker-registry")
-        if binary is None:
-            raise RuntimeError("docker-registry is not installed: run scripts/test, which installs it")
-        config = Path(__file__).resolve().parents[2] / "registry" / "config.yml"
-        env = {
-            **os.environ,
-            "REGISTRY_HTTP_ADDR": self.address,
-            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": str(self.root),
-            "REGISTRY_LOG_LEVEL": "warn",
-        }
-        with open(self.root.parent / "registry.log", "ab") as log:
-            self.proc = subprocess.Popen([binary, "serve", str(config)], env=env, stdout=log, stderr=log)
-        wait_http(f"http://{self.address}/v2/", proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc:
-            stop(self.proc)
-
-
-@dataclass
-class Server:
-    db: Path
-    registry: str
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with open(self.db.parent / f"server-{self.port}.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                MEGAMIND + ["server", "--db", str(self.db), "--host", "127.0.0.1",
-                            "--port", str(self.port), "--registry", self.registry],
-                stdout=log, stderr=log,
-            )
-        wait_http(self.url + "/api/v1/gethwlist", proc=self.proc)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        return stop(self.proc, sig)
-
-    def create_account(self, name: str) -> str:
-        out = subprocess.run(
-            MEGAMIND + ["admin", "create-account", name, "--db", str(self.db)],
-            check=True, capture_output=True, text=True, timeout=30,
-        )
-        return out.stdout.strip().splitlines()[-1]
+from megamind.testing import MEGAMIND, Registry, Server, stop  # noqa: F401  (re-exported for the tests)
 
 
 @dataclass
