@@ -122,6 +122,7 @@ class Agent:
         self.handles: dict[str, TaskHandle] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._jobs: set[asyncio.Task] = set()
+        self._operations_done = 0
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.connected = asyncio.Event()
 
@@ -316,6 +317,7 @@ class Agent:
                 started = False
             finally:
                 handle.busy = False
+                self._operations_done += 1
             if started and not handle.missed_event:
                 # The engine answered the start: running. A death that follows is an event.
                 handle.watch_logs(running=True)
@@ -456,10 +458,15 @@ class Agent:
                 await self._refresh(handle)
 
     async def _resync(self) -> None:
+        operations_before = self._operations_done
         try:
             inventory = await self._inventory()
         except ENGINE_ERRORS as exc:
             log.warning("engine not answering: %s", exc)
+            return
+        if self._operations_done != operations_before:
+            # A command finished while the engine was being listed: the snapshot may show
+            # the world before it and would undo its report. The next resync will do.
             return
         await self._send({"type": "inventory", "inventory": inventory})
 
