@@ -21,6 +21,8 @@ class ErrorSchema(Schema):
 
 
 class HardwareItemSchema(Schema):
+    """An executor as gethwlist lists it (the contract's shape)."""
+
     hwid = fields.String(required=True)
     gpus = fields.List(fields.String(), required=True)
     cpus = fields.List(fields.String(), required=True)
@@ -137,8 +139,9 @@ class TaskDetailSchema(TaskItemSchema):
     )
 
 
-class ExecutorItemSchema(Schema):
-    hwid = fields.String(required=True)
+class ExecutorItemSchema(HardwareItemSchema):
+    """gethwlist's item, and what its owner may know besides."""
+
     status = fields.String(
         required=True, validate=validate.OneOf(["offline", "free", "busy"]),
         metadata={"description": "offline: not connected; free: listed by gethwlist; busy: holds a task"},
@@ -149,12 +152,6 @@ class ExecutorItemSchema(Schema):
         required=True, allow_none=True,
         metadata={"description": "the task holding it when that task is the caller's own, else null"},
     )
-    gpus = fields.List(fields.String(), required=True)
-    cpus = fields.List(fields.String(), required=True)
-    ram = fields.Integer(required=True)
-    network = fields.String(required=True)
-    calculated_perfomance_rating = fields.Float(required=True)
-    cost = fields.Float(required=True)
     ip = fields.String(required=True, metadata={"description": "the address it last connected from"})
     last_seen = fields.Float(
         required=True, allow_none=True,
