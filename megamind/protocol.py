@@ -3,7 +3,8 @@
 agent -> api:  hello {hardware, cost, inventory}, inventory {inventory},
                state {taskid, state, error_msg}, phase {taskid, phase},
                logs {taskid, lines, reset}, ack {id}
-api -> agent:  welcome {hwid}, command {id, op, taskid, image, public_image, params}
+api -> agent:  welcome {hwid}, command {id, op (start, restart, remove, stop), taskid,
+               image, public_image, params}
 
 Commands carry ids: the API resends every command not yet acknowledged after a
 reconnect, and the agent applies each id at most once.
@@ -26,6 +27,7 @@ MAX_LINE_CHARS = 64 * 1024
 OP_START = "start"
 OP_RESTART = "restart"
 OP_REMOVE = "remove"
+OP_STOP = "stop"  # stop the container, keep it (a task that must not run now)
 
 # Where a task in setup has got to, as the agent reports it.
 PHASES = ("pulling", "creating", "starting", "restarting")

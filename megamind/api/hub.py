@@ -140,9 +140,14 @@ class ExecutorHub:
         tasks = await self._store.tasks.for_executor(hwid)
         pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
         plan = reconcile(tasks, inventory, pending)
-        await self._store.tasks.set_states(hwid, plan.states)
+        await self._apply_states(hwid, plan.states)
         for taskid in plan.remove:
             command = await self._store.tasks.enqueue(hwid, taskid, "remove", {})
+            await self.dispatch(command)
+
+    async def _apply_states(self, hwid: str, states: list[tuple[str, TaskState, str]]) -> None:
+        changes = await self._store.tasks.set_states(hwid, states)
+        for command in changes.stops:
             await self.dispatch(command)
 
     async def _handle(self, link: AgentLink, message: dict[str, Any]) -> None:
@@ -158,7 +163,7 @@ class ExecutorHub:
             taskid = str(message["taskid"])
             if state != TaskState.SETUP:
                 link.phases.pop(taskid, None)
-            await self._store.tasks.set_states(hwid, [(taskid, state, error_msg)])
+            await self._apply_states(hwid, [(taskid, state, error_msg)])
         elif kind == "phase":
             phase, taskid = message["phase"], str(message["taskid"])
             if phase not in PHASES:

@@ -123,7 +123,7 @@ class TaskDetailSchema(TaskItemSchema):
         required=True, metadata={"description": "whether that executor is connected to the API now"},
     )
     pending_command = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(["start", "restart", "remove"]),
+        required=True, allow_none=True, validate=validate.OneOf(["start", "restart", "remove", "stop"]),
         metadata={"description": "the last command for this task that the executor has not yet reported "
                                  "carried out (start: the image is being pulled and the container "
                                  "created and started), or null"},

@@ -33,6 +33,7 @@ from megamind.protocol import (
     OP_REMOVE,
     OP_RESTART,
     OP_START,
+    OP_STOP,
     PROTOCOL_VERSION,
     STATUS_BUSY,
     STATUS_EXITED,
@@ -331,7 +332,8 @@ class Agent:
         await self._send({"type": "ack", "id": command_id})
 
     async def _apply(self, handle: TaskHandle, op: str, command: dict[str, Any]) -> bool:
-        """Carry out one command; True when a container was (re)started."""
+        """Carry out one command; True when the container's state is to be reported after it
+        (running after a start, unless the engine said something meanwhile: then inspected)."""
         if op == OP_START:
             return await self._start(handle, command)
         if op == OP_RESTART:
@@ -339,6 +341,10 @@ class Agent:
         if op == OP_REMOVE:
             await self._remove(handle)
             return False
+        if op == OP_STOP:
+            await self.docker.stop(handle.container_id or container_name(handle.taskid), self.config.stop_timeout_s)
+            handle.missed_event = True  # what it exited with is read after the stop
+            return True
         log.warning("unknown command %r ignored", op)
         return False
 

@@ -60,6 +60,9 @@ class AsyncDocker:
     async def start(self, container_id: str) -> None:
         await self._run(self.runtime.start, container_id)
 
+    async def stop(self, container_id: str, timeout: int) -> None:
+        await self._run(self.runtime.stop, container_id, timeout)
+
     async def restart(self, container_id: str, timeout: int) -> None:
         await self._run(self.runtime.restart, container_id, timeout)
 

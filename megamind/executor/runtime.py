@@ -94,6 +94,13 @@ class DockerRuntime:
     def start(self, container_id: str) -> None:
         self.api.start(container_id)
 
+    def stop(self, container_id: str, timeout: int) -> None:
+        """Stop; a container already stopped (304) or gone (404) is success."""
+        try:
+            self.api.stop(container_id, timeout=timeout)
+        except NotFound:
+            pass
+
     def restart(self, container_id: str, timeout: int) -> None:
         self.api.restart(container_id, timeout=timeout)
 

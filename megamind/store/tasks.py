@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from megamind.errors import ExecutorBusy, TaskNotFound
+from megamind.protocol import OP_STOP
 from megamind.secrets import new_task_id
 from megamind.states import TaskState
 from megamind.store.db import Database
@@ -42,6 +43,12 @@ class Command:
 
     def message(self) -> dict[str, Any]:
         return {"type": "command", "id": self.id, "op": self.op, "taskid": self.taskid, **self.payload}
+
+
+@dataclass
+class StateChanges:
+    changed: list[str] = field(default_factory=list)  # taskids whose state changed
+    stops: list[Command] = field(default_factory=list)  # to send: containers that must not run
 
 
 _COLUMNS = "taskid, account_id, hwid, image, params, state, error_msg, deleted"
@@ -252,15 +259,17 @@ class TaskStore:
         rows = await self._db.fetchall("SELECT hwid FROM tasks WHERE holds_executor = 1")
         return {r["hwid"] for r in rows}
 
-    async def set_states(self, hwid: str, updates: list[tuple[str, TaskState, str]]) -> list[str]:
-        """Apply reported states of tasks of this executor; returns the taskids changed.
+    async def set_states(self, hwid: str, updates: list[tuple[str, TaskState, str]]) -> StateChanges:
+        """Apply reported states of tasks of this executor.
 
         Reports about deleted tasks, or tasks of another executor, change nothing; nor
-        does a report that would make a second task hold the executor.
+        does a report that would make a second task hold the executor: that task's
+        container is told to stop instead (the commands to send are returned).
         """
+        result = StateChanges()
         if not updates:
-            return []
-        changed: list[str] = []
+            return result
+        changed = result.changed
         now = time.time()
         async with self._db.transaction() as conn:
             for taskid, state, error_msg in updates:
@@ -274,13 +283,15 @@ class TaskStore:
                 except sqlite3.IntegrityError as exc:
                     if not _is_live_task_conflict(exc):
                         raise
-                    # A stale report of a finished task whose executor another task holds
-                    # now: the holder keeps it (only this statement is rolled back).
+                    # A finished task's container runs again on an executor another task
+                    # holds now: the holder keeps it (only this statement is rolled back)
+                    # and the intruder is stopped.
+                    result.stops.append(await self._enqueue(conn, hwid, taskid, OP_STOP, {}))
                     continue
                 if cursor.rowcount:
                     changed.append(taskid)
         self._forget_tasks(changed)
-        return changed
+        return result
 
     async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
         """Turn tasks stuck in setup since before ``older_than`` into errors."""

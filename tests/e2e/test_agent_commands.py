@@ -174,3 +174,16 @@ async def test_a_start_resent_after_it_finished_does_not_run_the_task_again(agen
     (same,) = containers_of(engine, taskid)
     assert same.attrs["State"]["StartedAt"] == first_start
     assert same.status == "exited"
+
+
+async def test_a_stop_command_stops_the_container_and_reports_its_exit(agent, engine):
+    _, api, image = agent
+    taskid = "t" + uuid.uuid4().hex
+    await api.ws.send_json(start_command(40, taskid, image, "sleep 60"))
+    await api.wait_for(api.state(taskid, 3))
+    await api.ws.send_json({"type": "command", "id": 41, "op": "stop", "taskid": taskid})
+    await api.wait_for(api.acked(41))
+    stopped = await api.wait_for(lambda m: m["type"] == "state" and m["taskid"] == taskid and m["state"] != 3)
+    assert stopped["state"] in (4, 5)
+    (container,) = containers_of(engine, taskid)
+    assert container.status == "exited"  # stopped, not removed

@@ -131,21 +131,21 @@ async def test_restart_of_finished_task_when_the_executor_is_taken(store, accoun
 
 async def test_set_states(store, account, hwid):
     task, _ = await create(store, account, hwid)
-    assert await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")]) == [task.taskid]
+    assert (await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")])).changed == [task.taskid]
     # The same report again changes nothing.
-    assert await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")]) == []
+    assert (await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")])).changed == []
     assert await store.tasks.busy_executors() == {hwid}
-    assert await store.tasks.set_states(hwid, [(task.taskid, TaskState.ERROR, "exited with code 3")]) == [task.taskid]
+    assert (await store.tasks.set_states(hwid, [(task.taskid, TaskState.ERROR, "exited with code 3")])).changed == [task.taskid]
     stored = await store.tasks.get(account.id, task.taskid)
     assert (stored.state, stored.error_msg) == (TaskState.ERROR, "exited with code 3")
     assert await store.tasks.busy_executors() == set()
-    assert await store.tasks.set_states(hwid, []) == []
+    assert (await store.tasks.set_states(hwid, [])).changed == []
 
 
 async def test_set_states_ignores_other_executors_tasks(store, account, hwid):
     other, _ = await store.executors.register(account.id, {}, 0.0)
     task, _ = await create(store, account, hwid)
-    assert await store.tasks.set_states(other, [(task.taskid, TaskState.ERROR, "forged")]) == []
+    assert (await store.tasks.set_states(other, [(task.taskid, TaskState.ERROR, "forged")])).changed == []
     stored = await store.tasks.get(account.id, task.taskid)
     assert (stored.state, stored.error_msg) == (TaskState.SETUP, "")
 
@@ -153,7 +153,7 @@ async def test_set_states_ignores_other_executors_tasks(store, account, hwid):
 async def test_set_states_ignores_deleted_tasks(store, account, hwid):
     task, _ = await create(store, account, hwid)
     await store.tasks.delete(account.id, task.taskid)
-    assert await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")]) == []
+    assert (await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")])).changed == []
     # A late report of the deleted task does not take the executor back.
     assert await store.tasks.busy_executors() == set()
     await create(store, account, hwid)
@@ -164,11 +164,14 @@ async def test_set_states_never_gives_the_executor_to_a_second_task(store, accou
     await store.tasks.set_states(hwid, [(old.taskid, TaskState.ERROR, "exited with code 1")])
     new, _ = await create(store, account, hwid)
     # A stale report says the old container runs: it must not break the batch nor steal the executor.
-    changed = await store.tasks.set_states(hwid, [
+    changes = await store.tasks.set_states(hwid, [
         (old.taskid, TaskState.RUNNING, ""),
         (new.taskid, TaskState.RUNNING, ""),
     ])
-    assert changed == [new.taskid]
+    assert changes.changed == [new.taskid]
+    # ...and the old container, running where it must not, is told to stop.
+    assert [(c.taskid, c.op) for c in changes.stops] == [(old.taskid, "stop")]
+    assert [c.op for c in await store.tasks.pending_commands(hwid)][-1] == "stop"
     assert (await store.tasks.get(account.id, old.taskid)).state is TaskState.ERROR
     assert (await store.tasks.get(account.id, new.taskid)).state is TaskState.RUNNING
 
