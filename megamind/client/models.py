@@ -156,37 +156,25 @@ _EXECUTOR_KEYS = ("hwid", "status", "online", "busy", "taskid", "gpus", "cpus", 
 
 
 @dataclass(frozen=True)
-class Executor:
-    """One of the caller's own executors (``GET /api/v1/executors``)."""
+class Executor(HardwareItem):
+    """One of the caller's own executors (``GET /api/v1/executors``): gethwlist's item,
+    and what its owner may know besides."""
 
-    hwid: str
     status: str  # offline, free or busy
     online: bool
     busy: bool
     taskid: str | None  # the holding task when it is the caller's own
-    gpus: list[str]
-    cpus: list[str]
-    ram: int
-    network: str
-    rating: float
-    cost: float
     ip: str
     last_seen: float | None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Executor":
         return cls(
-            hwid=data["hwid"],
+            **vars(HardwareItem.from_json(data)),
             status=data["status"],
             online=bool(data["online"]),
             busy=bool(data["busy"]),
             taskid=data.get("taskid"),
-            gpus=list(data["gpus"]),
-            cpus=list(data["cpus"]),
-            ram=int(data["ram"]),
-            network=data["network"],
-            rating=float(data["calculated_perfomance_rating"]),
-            cost=float(data["cost"]),
             ip=data["ip"],
             last_seen=data.get("last_seen"),
         )
