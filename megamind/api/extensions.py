@@ -7,7 +7,6 @@ error answers apply; none of them changes a shape the contract defines.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -17,15 +16,16 @@ from aiohttp import web
 from yarl import URL
 
 from megamind.api.bodies import json_response
+from megamind.api.handlers import hardware_item, task_item
 from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
 from megamind.api.schemas import (
     executor_item_schema,
     image_item_schema,
     task_detail_schema,
 )
-from megamind.errors import TaskNotFound, Unavailable
+from megamind.errors import Unavailable
 from megamind.imageref import PUBLIC_REGISTRY
-from megamind.states import TaskState, visible_state
+from megamind.states import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +39,20 @@ _TAG_LOOKUPS = 8
 async def task(request: web.Request) -> web.Response:
     """GET /api/v1/task/{taskid}: gettasklist's object for one task, and what else the API knows."""
     store, hub = request.app[store_key], request.app[hub_key]
-    taskid = request.match_info["taskid"]
-    row = await store.db.fetchone(
-        "SELECT t.taskid, t.hwid, t.image, t.params, t.state, t.error_msg, t.created_at, t.updated_at, e.ip"
-        " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
-        " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
-        (taskid, request[ACCOUNT].id),
-    )
-    if row is None:
-        raise TaskNotFound(f"no task {taskid!r} in this account")
-    pending = await store.db.fetchone(
-        "SELECT op FROM commands WHERE taskid = ? AND done = 0 ORDER BY id DESC LIMIT 1", (taskid,)
-    )
-    online = hub.is_online(row["hwid"])
-    state = visible_state(TaskState(row["state"]), online)
+    detail = await store.tasks.detail(request[ACCOUNT].id, request.match_info["taskid"])
+    task = detail.task
+    online = hub.is_online(task.hwid)
+    item = task_item(task, online)
+    state = TaskState(item["state"])
     return json_response(task_detail_schema.dump({
-        "taskid": row["taskid"],
-        "ip": row["ip"],
-        "image": row["image"],
-        "params": row["params"],
-        "state": int(state),
-        "error_msg": row["error_msg"],
+        **item,
         "state_name": state.name.lower(),
-        "hwid": row["hwid"],
+        "hwid": task.hwid,
         "executor_online": online,
-        "pending_command": pending["op"] if pending else None,
-        "phase": hub.phase(row["hwid"], taskid) if state == TaskState.SETUP else None,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
+        "pending_command": detail.pending_command,
+        "phase": hub.phase(task.hwid, task.taskid) if state == TaskState.SETUP else None,
+        "created_at": detail.created_at,
+        "updated_at": detail.updated_at,
     }))
 
 
@@ -74,35 +60,20 @@ async def executors(request: web.Request) -> web.Response:
     """GET /api/v1/executors: the caller's own executors, online or not, free or busy."""
     store, hub = request.app[store_key], request.app[hub_key]
     account_id = request[ACCOUNT].id
-    rows = await store.db.fetchall(
-        "SELECT hwid, hardware, cost, ip, last_seen FROM executors WHERE account_id = ? ORDER BY created_at",
-        (account_id,),
-    )
-    holders = await store.db.fetchall(
-        "SELECT t.hwid, t.taskid, t.account_id FROM tasks t JOIN executors e ON e.hwid = t.hwid"
-        " WHERE e.account_id = ? AND t.holds_executor = 1",
-        (account_id,),
-    )
-    # Another account's task id is that account's secret: the owner only learns "busy".
-    held = {h["hwid"]: (h["taskid"] if h["account_id"] == account_id else None) for h in holders}
+    holders = await store.tasks.holders_of_owned_executors(account_id)
     items = []
-    for row in rows:
-        hwid, hw = row["hwid"], json.loads(row["hardware"])
-        online, busy = hub.is_online(hwid), hwid in held
+    for record in await store.executors.for_account(account_id):
+        online, holder = hub.is_online(record.hwid), holders.get(record.hwid)
+        busy = holder is not None
         items.append({
-            "hwid": hwid,
+            **hardware_item(record),
             "status": "offline" if not online else ("busy" if busy else "free"),
             "online": online,
             "busy": busy,
-            "taskid": held.get(hwid),
-            "gpus": hw.get("gpus", []),
-            "cpus": hw.get("cpus", []),
-            "ram": hw.get("ram", 0),
-            "network": hw.get("network", "unknown"),
-            "calculated_perfomance_rating": hw.get("calculated_perfomance_rating", 0.0),
-            "cost": row["cost"],
-            "ip": row["ip"],
-            "last_seen": row["last_seen"],
+            # Another account's task id is that account's secret: the owner only learns "busy".
+            "taskid": holder[0] if busy and holder[1] == account_id else None,
+            "ip": record.ip,
+            "last_seen": record.last_seen,
         })
     return json_response(executor_item_schema.dump(items, many=True))
 

@@ -20,6 +20,7 @@ from megamind.imageref import parse_image
 from megamind.states import visible_state
 from megamind.store.accounts import Account
 from megamind.store.executors import ExecutorRecord
+from megamind.store.tasks import Task
 
 
 def _account(request: web.Request) -> Account:
@@ -41,7 +42,7 @@ def _run_payload(request: web.Request, image: str, params: str) -> dict[str, str
 # took 15 ms, ten times the JSON encoding itself; the output is the same.)
 
 
-def _hardware_item(record: ExecutorRecord) -> dict[str, Any]:
+def hardware_item(record: ExecutorRecord) -> dict[str, Any]:
     hw = record.hardware
     return {
         "hwid": record.hwid,
@@ -54,10 +55,22 @@ def _hardware_item(record: ExecutorRecord) -> dict[str, Any]:
     }
 
 
+def task_item(task: Task, executor_online: bool) -> dict[str, Any]:
+    """A task as gettasklist shows it: the state a customer sees, not the stored one."""
+    return {
+        "taskid": task.taskid,
+        "ip": task.ip,
+        "image": task.image,
+        "params": task.params,
+        "state": int(visible_state(task.state, executor_online)),
+        "error_msg": task.error_msg,
+    }
+
+
 async def gethwlist(request: web.Request) -> web.Response:
     hub, store = request.app[hub_key], request.app[store_key]
     busy = await store.tasks.busy_executors()
-    return json_response([_hardware_item(r) for r in hub.online() if r.hwid not in busy])
+    return json_response([hardware_item(r) for r in hub.online() if r.hwid not in busy])
 
 
 async def addtask(request: web.Request) -> web.Response:
@@ -88,24 +101,7 @@ async def deltask(request: web.Request) -> web.Response:
 async def gettasklist(request: web.Request) -> web.Response:
     store, hub = request.app[store_key], request.app[hub_key]
     tasks = await store.tasks.list_for_account(_account(request).id)
-    online: dict[str, bool] = {}
-    items = []
-    for t in tasks:
-        state = t.state
-        if state.holds_executor:
-            up = online.get(t.hwid)
-            if up is None:
-                up = online[t.hwid] = hub.is_online(t.hwid)
-            state = visible_state(state, up)
-        items.append({
-            "taskid": t.taskid,
-            "ip": t.ip,
-            "image": t.image,
-            "params": t.params,
-            "state": int(state),
-            "error_msg": t.error_msg,
-        })
-    return json_response(items)
+    return json_response([task_item(t, hub.is_online(t.hwid)) for t in tasks])
 
 
 async def restarttask(request: web.Request) -> web.Response:

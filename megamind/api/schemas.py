@@ -94,10 +94,8 @@ class HelloSchema(Schema):
 STATUS_OK = {"code": 0, "message": "ok"}
 
 error_schema = ErrorSchema()
-hardware_item_schema = HardwareItemSchema()
 add_task_request_schema = AddTaskRequestSchema()
 task_id_schema = TaskIdSchema()
-task_item_schema = TaskItemSchema()
 task_logs_schema = TaskLogsSchema()
 register_request_schema = RegisterRequestSchema()
 register_response_schema = RegisterResponseSchema()
@@ -165,7 +163,6 @@ class ImageItemSchema(Schema):
     tag = fields.String(required=True)
 
 
-status_schema = StatusSchema()
 task_detail_schema = TaskDetailSchema()
 executor_item_schema = ExecutorItemSchema()
 image_item_schema = ImageItemSchema()

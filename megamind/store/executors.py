@@ -24,6 +24,7 @@ class ExecutorRecord:
     hardware: dict[str, Any] = field(default_factory=dict)
     cost: float = 0.0
     ip: str = ""
+    last_seen: float | None = None  # when its agent last connected
 
 
 def _record(row) -> ExecutorRecord:
@@ -33,10 +34,11 @@ def _record(row) -> ExecutorRecord:
         hardware=json.loads(row["hardware"]),
         cost=row["cost"],
         ip=row["ip"],
+        last_seen=row["last_seen"],
     )
 
 
-_COLUMNS = "hwid, account_id, hardware, cost, ip"
+_COLUMNS = "hwid, account_id, hardware, cost, ip, last_seen"
 
 
 class ExecutorStore:
@@ -66,9 +68,6 @@ class ExecutorStore:
     async def get(self, hwid: str) -> ExecutorRecord | None:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM executors WHERE hwid = ?", (hwid,))
         return _record(row) if row else None
-
-    async def all(self) -> list[ExecutorRecord]:
-        return [_record(r) for r in await self._db.fetchall(f"SELECT {_COLUMNS} FROM executors")]
 
     async def for_account(self, account_id: int) -> list[ExecutorRecord]:
         rows = await self._db.fetchall(

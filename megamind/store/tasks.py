@@ -45,6 +45,14 @@ class Command:
         return {"type": "command", "id": self.id, "op": self.op, "taskid": self.taskid, **self.payload}
 
 
+@dataclass(frozen=True)
+class TaskDetail:
+    task: Task  # with the executor's address
+    created_at: float
+    updated_at: float
+    pending_command: str | None  # the newest command the agent has not acknowledged
+
+
 @dataclass
 class StateChanges:
     changed: list[str] = field(default_factory=list)  # taskids whose state changed
@@ -175,6 +183,28 @@ class TaskStore:
         if row is None:
             raise TaskNotFound(f"no task {taskid!r} in this account")
         return _task(row)
+
+    async def detail(self, account_id: int, taskid: str) -> TaskDetail:
+        row = await self._db.fetchone(
+            "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.deleted,"
+            " e.ip, t.created_at, t.updated_at,"
+            " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1)"
+            " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
+            (taskid, account_id),
+        )
+        if row is None:
+            raise TaskNotFound(f"no task {taskid!r} in this account")
+        return TaskDetail(_task(row, row[8]), row[9], row[10], row[11])
+
+    async def holders_of_owned_executors(self, owner_id: int) -> dict[str, tuple[str, int]]:
+        """hwid -> (taskid, account id) of the task holding each executor this account owns."""
+        rows = await self._db.fetchall(
+            "SELECT t.hwid, t.taskid, t.account_id FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            " WHERE e.account_id = ? AND t.holds_executor = 1",
+            (owner_id,),
+        )
+        return {r["hwid"]: (r["taskid"], r["account_id"]) for r in rows}
 
     async def list_for_account(self, account_id: int) -> list[Task]:
         """The account's tasks that were not deleted, oldest first."""
