@@ -15,7 +15,7 @@ from megamind.api.schemas import (
     task_id_schema,
     task_logs_schema,
 )
-from megamind.errors import ExecutorBusy, ExecutorNotFound, ExecutorOffline
+from megamind.errors import ExecutorNotFound, ExecutorOffline
 from megamind.imageref import parse_image
 from megamind.states import visible_state
 from megamind.store.accounts import Account
@@ -109,12 +109,7 @@ async def restarttask(request: web.Request) -> web.Response:
     task = await store.tasks.get(_account(request).id, request.match_info["taskid"])
     if not hub.is_online(task.hwid):
         raise ExecutorOffline(f"executor {task.hwid} of task {task.taskid} is offline; retry when it is back")
-    try:
-        command = await store.tasks.restart(
-            task.account_id, task.taskid, _run_payload(request, task.image, task.params)
-        )
-    except ExecutorBusy:
-        raise ExecutorBusy(f"executor {task.hwid} has been taken by another task") from None
+    command = await store.tasks.restart(task.account_id, task.taskid, _run_payload(request, task.image, task.params))
     await hub.dispatch(command)
     return json_response(STATUS_OK)
 
