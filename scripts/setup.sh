@@ -40,7 +40,9 @@ start_dockerd() {
     fi
     say "starting dockerd (log: $DOCKERD_LOG)"
     # live-restore: task containers outlive an engine restart, as they outlive an agent restart.
-    nohup dockerd --live-restore >"$DOCKERD_LOG" 2>&1 &
+    # Started from a subshell that exits at once, so the engine is adopted by init and not
+    # left a child of whatever this script execs next (pytest would never reap it).
+    (setsid dockerd --live-restore >"$DOCKERD_LOG" 2>&1 </dev/null &)
     for _ in $(seq 1 120); do
         docker info >/dev/null 2>&1 && return
         sleep 0.5

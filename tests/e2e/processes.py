@@ -59,13 +59,22 @@ class Executor:
         return self.log_text().count("megamind.executor.agent: connected to")
 
 
+def _alive(pid: int) -> bool:
+    """True while the process runs; a zombie (exited, not yet reaped by its parent) is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def restart_dockerd(downtime_s: float, timeout: float = 60.0) -> None:
     """Stop the engine, keep it down for ``downtime_s``, start it again as it was started."""
     pid = int(subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=True).stdout.split()[0])
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while Path(f"/proc/{pid}").exists():
+    while _alive(pid):
         if time.monotonic() > deadline:
             raise TimeoutError("dockerd did not stop")
         time.sleep(0.1)
