@@ -26,7 +26,7 @@ from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu
 from megamind.executor.identity import AppliedCommands, Identity
 from megamind.executor.logtail import TaskLogTail
-from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo, PullError
+from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo, Created, PullError
 from megamind.executor.spec import LABEL_TASK, Limits, container_name, create_kwargs
 from megamind.protocol import (
     AGENT_PATH,
@@ -360,32 +360,30 @@ class Agent:
             gpus=self.gpus,
             extra_labels=self.config.labels,
         )
-        # The pull is explicit, always; but when the engine has the image already, the
-        # container is created while the registry is asked, and made again only if the
-        # tag turned out to have moved.
-        present = await self.docker.image_id(image)
+        # The pull is explicit, always; but the container is created while the registry is
+        # asked, from whatever the engine has under the reference, and made again only if
+        # the engine had nothing yet or the pull moved the tag to another image.
         await self._phase(handle.taskid, "pulling")
         pull = asyncio.ensure_future(self._pull(handle, image))
-        early: str | None = None
+        early: Created | None = None
         try:
-            if present is not None:
-                with contextlib.suppress(*ENGINE_ERRORS):
-                    early = await self.docker.create(kwargs)
+            with contextlib.suppress(*ENGINE_ERRORS):
+                early = await self.docker.create(kwargs)
             pulled = await pull
         finally:
             pull.cancel()  # only matters if we got here by an exception: nobody else awaits it
         if pulled is None:
             if early is not None:
-                await self.docker.remove(early)
+                await self.docker.remove(early.id)
             return False
-        if early is not None and pulled == present:
-            handle.container_id = early
+        if early is not None and early.image_id == pulled:
+            handle.container_id = early.id
         else:
             if early is not None:
-                await self.docker.remove(early)
+                await self.docker.remove(early.id)
             await self._phase(handle.taskid, "creating")
             try:
-                handle.container_id = await self.docker.create(kwargs)
+                handle.container_id = (await self.docker.create(kwargs)).id
             except ENGINE_ERRORS as exc:
                 await self._report(handle.taskid, TaskState.ERROR, f"create failed: {_explain(exc)}")
                 return False

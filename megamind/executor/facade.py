@@ -1,8 +1,7 @@
 """An async face on the blocking runtime: one thread hop per operation, bounded.
 
-Pulls and image lookups of a reference already under way are joined rather than
-repeated: a burst of starts of one image (many slots, many tasks) asks the engine
-and the registry once.  Every joiner gets the outcome, a failure included, and a
+A pull of a reference already under way is joined rather than repeated: a burst of
+starts of one image (many slots, many tasks) asks the engine and the registry once.  Every joiner gets the outcome, a failure included, and a
 joiner that gives up (its own timeout) does not cancel the call for the others.
 """
 
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from megamind.executor.runtime import ContainerInfo, DockerRuntime, LogLine
+from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LogLine
 
 T = TypeVar("T")
 
@@ -49,13 +48,8 @@ class AsyncDocker:
     async def pull(self, reference: str) -> str:
         return await self._joined(("pull", reference), self.runtime.pull, reference)
 
-    async def create(self, kwargs: dict[str, Any]) -> str:
+    async def create(self, kwargs: dict[str, Any]) -> Created:
         return await self._run(self.runtime.create, kwargs)
-
-    async def image_id(self, reference: str) -> str | None:
-        # A lookup joined while a pull runs may answer the id from before it; callers
-        # compare it with what the pull returns, so a stale answer only costs a re-create.
-        return await self._joined(("image", reference), self.runtime.image_id, reference)
 
     async def start(self, container_id: str) -> None:
         await self._run(self.runtime.start, container_id)

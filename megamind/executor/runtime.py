@@ -34,6 +34,12 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class Created:
+    id: str
+    image_id: str  # what the reference named when the container was made
+
+
+@dataclass(frozen=True)
 class LogLine:
     ns: int  # the engine's timestamp in nanoseconds since the epoch
     text: str
@@ -75,14 +81,18 @@ class DockerRuntime:
             raise PullError(f"{reference} is not in the engine after its pull")
         return image_id
 
-    def create(self, kwargs: dict[str, Any]) -> str:
-        """Create the container, or find the one an earlier attempt made (same name)."""
+    def create(self, kwargs: dict[str, Any]) -> Created:
+        """Create the container, or find the one an earlier attempt made (same name).
+
+        An image the engine does not have raises ``ImageNotFound``: nothing is pulled here.
+        """
         try:
-            return self.client.containers.create(**kwargs).id
+            attrs = self.client.containers.create(**kwargs).attrs
         except APIError as exc:
-            if exc.status_code == 409:
-                return self.api.inspect_container(kwargs["name"])["Id"]
-            raise
+            if exc.status_code != 409:
+                raise
+            attrs = self.api.inspect_container(kwargs["name"])
+        return Created(id=attrs["Id"], image_id=attrs["Image"])
 
     def image_id(self, reference: str) -> str | None:
         """The id of the image the engine has under this reference, or None."""

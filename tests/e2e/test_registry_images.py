@@ -1,10 +1,12 @@
-"""The example image of registry/, built and pushed with its own script, run as a task."""
+"""Registry images run as tasks: the example image of registry/ built and pushed with its own script, and a tag pushed again."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 from pathlib import Path
+
+from .conftest import containers_of
 
 BUILD_IMAGE = Path(__file__).resolve().parents[2] / "registry" / "build-image.sh"
 
@@ -23,3 +25,23 @@ def test_helloworld_builds_pushes_and_runs(alice, executor, registry):
     lines = alice.logs(taskid)
     assert lines[0] == "Hello from Megamind!"
     assert any('{"who": "e2e"}' in line for line in lines)
+
+
+def test_a_tag_pushed_again_runs_the_new_image_not_the_engines_old_copy(alice, start_executor, registry, engine,
+                                                                       test_image, tmp_path):
+    # The agent creates the container from the engine's copy while it pulls; when the
+    # pull moves the tag, that container must be made again from the new image.
+    reference = f"{registry.address}/moving:1"
+    old = engine.images.get(f"{registry.address}/megatest:latest")
+    (tmp_path / "Dockerfile").write_text(f"FROM {registry.address}/megatest:latest\nLABEL megamind.test.version=2\n")
+    new, _ = engine.images.build(path=str(tmp_path), tag=reference, rm=True)
+    assert new.id != old.id
+    engine.images.push(f"{registry.address}/moving", tag="1")
+    old.tag(f"{registry.address}/moving", tag="1")  # the engine's copy is stale now
+    executor = start_executor()
+
+    first = alice.run(executor.hwid, "sleep 600", image="megamind.network/moving:1")
+    alice.wait_state(first, 3)
+    (container,) = containers_of(engine, first)
+    assert container.attrs["Image"] == new.id
+    assert engine.images.get(reference).id == new.id
