@@ -85,5 +85,5 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     ErrorCode.UNAVAILABLE: (503, "the server is starting or shutting down"),
     ErrorCode.IMAGE_NOT_ALLOWED: (422, "the image is not a megamind.network image"),
     ErrorCode.ACCOUNT_NOT_FOUND: (404, "no such account"),
-    ErrorCode.REQUEST_TIMEOUT: (408, "the body was sent too slowly"),
+    ErrorCode.REQUEST_TIMEOUT: (408, "the request head or body was sent too slowly"),
 }

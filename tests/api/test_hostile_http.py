@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from megamind.api import bodies
+from megamind.api import bodies, protocol_errors
 from megamind.api.app import create_app
 
 
@@ -85,6 +85,52 @@ async def test_a_trickled_body_times_out_with_json(server, alice, monkeypatch):
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     assert_json_error(status, headers, body, 408, 18)
+
+
+async def test_a_trickled_head_times_out_with_json_and_a_closed_connection(server, alice, monkeypatch):
+    monkeypatch.setattr(protocol_errors, "HEADER_READ_TIMEOUT_S", 0.5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+
+    async def trickle() -> None:
+        # A byte every 0.1 s: never idle, never a whole head (the slowloris pattern).
+        with contextlib.suppress(ConnectionError):
+            for byte in b"GET /api/v1/gettasklist HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.1)
+
+    started = asyncio.get_running_loop().time()
+    sender = asyncio.create_task(trickle())
+    try:
+        status, headers, body = await read_answer(reader)
+        assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # and the server hung up
+    finally:
+        sender.cancel()
+        writer.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    assert_json_error(status, headers, body, 408, 18)
+    assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_a_head_that_arrives_in_time_is_served_over_keep_alive(server, alice, monkeypatch):
+    monkeypatch.setattr(protocol_errors, "HEADER_READ_TIMEOUT_S", 0.5)
+    request = b"GET /api/v1/gettasklist HTTP/1.1\r\nHost: x\r\napi-key: " + alice.key.encode() + b"\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for _ in range(3):  # the deadline of one head never reaches the next request
+            writer.write(request[:10])
+            await asyncio.sleep(0.3)
+            writer.write(request[10:])
+            status, _, body = await read_answer(reader)
+            assert status == 200 and json.loads(body) == []
+            await asyncio.sleep(0.7)  # idle between requests is keep-alive, not a slow head
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
 
 async def test_the_server_keeps_serving_after_all_that(server, alice):
