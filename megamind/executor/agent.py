@@ -25,6 +25,7 @@ from megamind.config import AgentConfig
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu
 from megamind.executor.identity import AppliedCommands, Identity
+from megamind.executor.images import ImageFetcher
 from megamind.executor.logtail import TaskLogTail
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo, Created, PullError
 from megamind.executor.spec import LABEL_TASK, Limits, container_name, create_kwargs
@@ -108,10 +109,12 @@ class Agent:
         identity: Identity,
         hardware: dict[str, Any],
         gpus: list[Gpu],
+        images: ImageFetcher | None = None,
     ) -> None:
         self.config = config
         self.docker = docker
         self.http = http
+        self.images = images or ImageFetcher(docker, http)
         self.identity = identity
         self.hardware = hardware
         self.gpus = gpus
@@ -396,9 +399,9 @@ class Agent:
         return True
 
     async def _pull(self, handle: TaskHandle, image: str) -> str | None:
-        """Pull and return the image id; on failure the task's error is reported, None returned."""
+        """The explicit pull (``ImageFetcher``): the image id, or None with the task's error reported."""
         try:
-            return await asyncio.wait_for(self.docker.pull(image), self.config.pull_timeout_s)
+            return await asyncio.wait_for(self.images.fetch(image), self.config.pull_timeout_s)
         except asyncio.TimeoutError:
             reason = f"no answer within {self.config.pull_timeout_s:g}s"
         except PullError as exc:

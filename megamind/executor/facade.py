@@ -1,8 +1,8 @@
 """An async face on the blocking runtime: one thread hop per operation, bounded.
 
-A pull of a reference already under way is joined rather than repeated: a burst of
-starts of one image (many slots, many tasks) asks the engine and the registry once.  Every joiner gets the outcome, a failure included, and a
-joiner that gives up (its own timeout) does not cancel the call for the others.
+A pull or an image lookup of a reference already under way is joined rather than
+repeated (``joined.InFlight``): a burst of starts of one image (many slots, many tasks)
+asks the engine and the registry once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LogLine
+from megamind.executor.joined import InFlight
+from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LocalImage, LogLine
 
 T = TypeVar("T")
 
@@ -22,21 +23,7 @@ class AsyncDocker:
     def __init__(self, runtime: DockerRuntime, threads: int) -> None:
         self.runtime = runtime
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="docker")
-        self._in_flight: dict[tuple[str, str], asyncio.Future[Any]] = {}
-
-    async def _joined(self, key: tuple[str, str], fn: Callable[..., T], *args: Any) -> T:
-        pending = self._in_flight.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._run(fn, *args))
-            self._in_flight[key] = pending
-            pending.add_done_callback(lambda done: self._settled(key, done))
-        return await asyncio.shield(pending)
-
-    def _settled(self, key: tuple[str, str], done: asyncio.Future[Any]) -> None:
-        if self._in_flight.get(key) is done:
-            del self._in_flight[key]
-        if not done.cancelled():
-            done.exception()  # retrieved here: joiners that gave up must not leave it unseen
+        self._in_flight = InFlight()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -46,7 +33,12 @@ class AsyncDocker:
         return await self._run(self.runtime.ping)
 
     async def pull(self, reference: str) -> str:
-        return await self._joined(("pull", reference), self.runtime.pull, reference)
+        return await self._in_flight.join(("pull", reference), lambda: self._run(self.runtime.pull, reference))
+
+    async def local_image(self, reference: str) -> LocalImage | None:
+        return await self._in_flight.join(
+            ("image", reference), lambda: self._run(self.runtime.local_image, reference)
+        )
 
     async def create(self, kwargs: dict[str, Any]) -> Created:
         return await self._run(self.runtime.create, kwargs)

@@ -40,6 +40,12 @@ class Created:
 
 
 @dataclass(frozen=True)
+class LocalImage:
+    id: str
+    repo_digests: frozenset[str]  # "registry/name@sha256:..." for each manifest it came from
+
+
+@dataclass(frozen=True)
 class LogLine:
     ns: int  # the engine's timestamp in nanoseconds since the epoch
     text: str
@@ -69,7 +75,7 @@ class DockerRuntime:
 
         Returns the id of the image the reference names once the pull is done.
         """
-        repository, tag = _split_reference(reference)
+        repository, tag = split_reference(reference)
         try:
             for line in self.api.pull(repository, tag=tag, stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
@@ -96,10 +102,16 @@ class DockerRuntime:
 
     def image_id(self, reference: str) -> str | None:
         """The id of the image the engine has under this reference, or None."""
+        image = self.local_image(reference)
+        return None if image is None else image.id
+
+    def local_image(self, reference: str) -> LocalImage | None:
+        """The engine's image under this reference, with the registry digests it is known by."""
         try:
-            return self.api.inspect_image(reference)["Id"]
+            attrs = self.api.inspect_image(reference)
         except NotFound:
             return None
+        return LocalImage(id=attrs["Id"], repo_digests=frozenset(attrs.get("RepoDigests") or ()))
 
     def start(self, container_id: str) -> None:
         self.api.start(container_id)
@@ -172,7 +184,7 @@ class DockerRuntime:
         self.client.close()
 
 
-def _split_reference(reference: str) -> tuple[str, str | None]:
+def split_reference(reference: str) -> tuple[str, str | None]:
     """``host:port/name:tag`` or ``...@sha256:..`` -> (repository, tag or digest)."""
     if "@" in reference:
         repository, digest = reference.split("@", 1)

@@ -26,6 +26,7 @@ from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu, split_gpus
 from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware
 from megamind.executor.identity import IDENTITY_FILE, Identity
+from megamind.executor.images import ImageFetcher
 from megamind.executor.runtime import DockerRuntime
 from megamind.protocol import REGISTER_PATH, SPEEDTEST_PATH, TOKEN_HEADER
 
@@ -90,11 +91,12 @@ async def _serve_slot(
     hardware: dict[str, Any],
     gpus: list[Gpu],
     events: EngineEvents,
+    images: ImageFetcher,
     announce: Callable[[str], None],
 ) -> None:
     while True:
         announce(f"executor {identity.hwid}: {hardware}")
-        agent = Agent(config, docker_, http, identity, hardware, gpus)
+        agent = Agent(config, docker_, http, identity, hardware, gpus, images)
         events.attach(agent)
         try:
             await agent.run()
@@ -133,9 +135,10 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
             )
             shares = slot_hardware(hardware, gpus, config.slots)
             events.start()
+            images = ImageFetcher(docker_, http)  # shared: a burst of one image asks once
             slots = [
                 asyncio.create_task(
-                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, announce),
+                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, images, announce),
                     name=f"slot-{i}",
                 )
                 for i, (slot, identity, (share_hw, share_gpus)) in enumerate(zip(configs, identities, shares))

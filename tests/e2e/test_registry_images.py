@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from .conftest import containers_of
@@ -40,8 +41,27 @@ def test_a_tag_pushed_again_runs_the_new_image_not_the_engines_old_copy(alice, s
     old.tag(f"{registry.address}/moving", tag="1")  # the engine's copy is stale now
     executor = start_executor()
 
+    since = time.time()
     first = alice.run(executor.hwid, "sleep 600", image="megamind.network/moving:1")
     alice.wait_state(first, 3)
     (container,) = containers_of(engine, first)
     assert container.attrs["Image"] == new.id
     assert engine.images.get(reference).id == new.id
+    assert engine_pulls(engine, since) == [reference]
+
+
+def test_an_image_the_registry_still_names_starts_without_an_engine_pull(alice, executor, registry, engine,
+                                                                          test_image):
+    # The agent asked the registry for the tag's digest and found the engine's copy came
+    # from that manifest (it was pushed from this engine): a pull would have changed nothing.
+    since = time.time()
+    taskid = alice.run(executor.hwid, "echo fresh")
+    assert alice.wait_state(taskid, 4)["error_msg"] == ""
+    assert engine_pulls(engine, since) == []
+
+
+def engine_pulls(engine, since: float) -> list[str]:
+    """The references the engine pulled since then, from its own event log."""
+    events = engine.events(since=since, until=time.time() + 0.5, decode=True,
+                           filters={"type": "image", "event": "pull"})
+    return [event["Actor"]["ID"] for event in events]

@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from megamind.executor.runtime import _split_reference, parse_timestamp_ns
+from megamind.executor.runtime import split_reference, parse_timestamp_ns
 
 BASE_S = int(datetime(2024, 3, 5, 7, 8, 9, tzinfo=timezone.utc).timestamp())
 
@@ -37,8 +37,8 @@ def test_parse_timestamp_ns_orders_lines_within_a_second():
     ("127.0.0.1:5000/helloworld@sha256:" + "a" * 64, ("127.0.0.1:5000/helloworld", "sha256:" + "a" * 64)),
     ("127.0.0.1:5000/helloworld:v1@sha256:" + "b" * 64, ("127.0.0.1:5000/helloworld", "sha256:" + "b" * 64)),
 ])
-def test_split_reference(reference, expected):
-    assert _split_reference(reference) == expected
+def testsplit_reference(reference, expected):
+    assert split_reference(reference) == expected
 
 
 def test_only_newlines_end_engine_log_entries():
@@ -63,3 +63,4 @@ def test_only_newlines_end_engine_log_entries():
     lines = runtime.log_tail("c", 20, None)
     assert [line.text for line in lines] == ["10%\r20%\r100%", "form\x0cfeed \u2028 sep"]
     assert runtime.log_tail("c", 20, lines[0].ns)[0].text.startswith("form")
+
