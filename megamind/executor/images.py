@@ -83,7 +83,7 @@ class ImageFetcher:
         return await self._in_flight.join(reference, lambda: self._fetch(reference))
 
     async def _fetch(self, reference: str) -> str:
-        repository, tag = split_reference(reference)
+        _, tag = split_reference(reference)
         if tag is not None and tag.startswith("sha256:"):
             digest: str | None = tag  # a digest names one manifest for ever
             local = await self.docker.local_image(reference)
