@@ -17,12 +17,11 @@ sent nothing, are still aiohttp's to time out.
 from __future__ import annotations
 
 import asyncio
-import json
 from http import HTTPStatus
 
 from aiohttp import web_protocol, web_server
-from aiohttp.web import Response
 
+from megamind.api.bodies import error_response
 from megamind.errors import ErrorCode
 
 _MAX_MESSAGE = 200
@@ -30,7 +29,8 @@ HEADER_READ_TIMEOUT_S = 10.0
 
 
 def _raw_json_answer(status: int, code: ErrorCode, message: str) -> bytes:
-    body = json.dumps({"code": int(code), "message": message}).encode()
+    """The error as bytes for the socket itself: no handler and no response writer yet."""
+    body = error_response(code, message, status).body
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         "Content-Type: application/json\r\n"
@@ -79,11 +79,7 @@ class JsonErrorRequestHandler(web_protocol.RequestHandler):
             code = ErrorCode.BAD_REQUEST
             detail = str(getattr(exc, "message", None) or message or exc or HTTPStatus(status).phrase)
             text = f"malformed HTTP request: {detail}"[:_MAX_MESSAGE]
-        response = Response(
-            status=status,
-            body=json.dumps({"code": int(code), "message": text}).encode(),
-            content_type="application/json",
-        )
+        response = error_response(code, text, status)
         response.force_close()
         return response
 

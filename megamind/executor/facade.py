@@ -33,7 +33,9 @@ class AsyncDocker:
         return await self._run(self.runtime.ping)
 
     async def pull(self, reference: str) -> str:
-        return await self._in_flight.join(("pull", reference), lambda: self._run(self.runtime.pull, reference))
+        return await self._in_flight.join(
+            ("pull", reference), lambda: self._run(self.runtime.pull, reference)
+        )
 
     async def local_image(self, reference: str) -> LocalImage | None:
         return await self._in_flight.join(

@@ -83,20 +83,18 @@ class ImageFetcher:
         return await self._in_flight.join(reference, lambda: self._fetch(reference))
 
     async def _fetch(self, reference: str) -> str:
-        _, tag = split_reference(reference)
-        if tag is not None and tag.startswith("sha256:"):
-            digest: str | None = tag  # a digest names one manifest for ever
-            local = await self.docker.local_image(reference)
-        else:
-            local, digest = await asyncio.gather(
-                self.docker.local_image(reference), self.registry_digest(reference)
-            )
+        local, digest = await asyncio.gather(
+            self.docker.local_image(reference), self.registry_digest(reference)
+        )
         if local is not None and is_current(reference, digest, local.repo_digests):
             return local.id
         return await self.docker.pull(reference)
 
     async def registry_digest(self, reference: str) -> str | None:
         """The digest of the manifest the registry serves for the reference, or None."""
+        _, tag = split_reference(reference)
+        if tag is not None and tag.startswith("sha256:"):
+            return tag  # a digest names one manifest for ever: nothing to ask
         url = manifest_url(reference)
         if url is None:
             return None
