@@ -87,7 +87,7 @@ class Agent:
             text = self.log.read_text(errors="replace") if self.log.exists() else ""
             if self.proc.poll() is not None:
                 raise RuntimeError(f"agent exited with {self.proc.returncode}:\n{text[-3000:]}")
-            if text.count("megamind.executor.agent: connected to") >= self.slots:
+            if text.count("megamind.executor.link: connected to") >= self.slots:
                 return
             time.sleep(0.1)
         raise TimeoutError(f"agent with {self.slots} slot(s) not connected within {timeout}s")

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from megamind.protocol import (
-    STATUS_BUSY,
-    STATUS_EXITED,
-    STATUS_RUNNING,
-    ContainerReport,
-)
-from megamind.states import TaskState, state_of_exit
+from megamind.protocol import ContainerReport, ContainerStatus, task_state_of
+from megamind.states import TaskState
 from megamind.store.tasks import Task
 
 VANISHED = "container vanished"
@@ -20,6 +15,8 @@ VANISHED = "container vanished"
 class Plan:
     states: list[tuple[str, TaskState, str]] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
+    # Deleted tasks still holding the executor whose containers are gone: let go.
+    released: list[str] = field(default_factory=list)
 
 
 def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[str]) -> Plan:
@@ -39,18 +36,15 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
             if report.taskid not in pending:
                 plan.remove.append(report.taskid)
             continue
-        if report.taskid in pending or report.status == STATUS_BUSY:
+        if report.taskid in pending or report.status is ContainerStatus.BUSY:
             continue
-        if report.status == STATUS_RUNNING:
-            plan.states.append((task.taskid, TaskState.RUNNING, ""))
-        elif report.status == STATUS_EXITED:
-            plan.states.append((task.taskid, *state_of_exit(report.exit_code or 0)))
-        else:
-            # Created but never started, with no command left to start it.
-            plan.states.append((task.taskid, TaskState.ERROR, f"container left {report.status}"))
-    for task in live.values():
-        if task.taskid in seen or task.taskid in pending:
+        plan.states.append((task.taskid, *task_state_of(report.status, report.exit_code)))
+    for task in tasks:
+        if task.taskid in seen:
             continue
-        if task.state.holds_executor:
+        if task.deleted:
+            if task.state.holds_executor:
+                plan.released.append(task.taskid)
+        elif task.taskid not in pending and task.state.holds_executor:
             plan.states.append((task.taskid, TaskState.ERROR, VANISHED))
     return plan

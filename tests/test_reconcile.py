@@ -1,4 +1,6 @@
-from megamind.protocol import STATUS_BUSY, STATUS_EXITED, STATUS_RUNNING, ContainerReport
+from megamind.protocol import ContainerReport, ContainerStatus
+
+STATUS_RUNNING, STATUS_EXITED, STATUS_BUSY = ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.BUSY
 from megamind.reconcile import VANISHED, reconcile
 from megamind.states import TaskState
 from megamind.store.tasks import Task
@@ -33,7 +35,7 @@ def test_exited_without_code_counts_as_zero():
 
 
 def test_created_container_with_no_command_is_error():
-    plan = reconcile([task("a", TaskState.SETUP)], [report("a", "created")], set())
+    plan = reconcile([task("a", TaskState.SETUP)], [report("a", ContainerStatus.CREATED)], set())
     assert plan.states == [("a", TaskState.ERROR, "container left created")]
 
 
@@ -85,8 +87,12 @@ def test_deleted_task_missing_container_changes_nothing():
     assert plan.states == [] and plan.remove == []
 
 
-def test_container_report_from_message():
-    assert ContainerReport.from_message({"taskid": "a", "status": "exited", "exit_code": 2}) == report("a", "exited", 2)
-    assert ContainerReport.from_message({"taskid": "a", "status": "running"}).exit_code is None
-    assert ContainerReport.from_message({"taskid": "a", "status": "exited", "exit_code": "2"}).exit_code is None
-    assert report("a", "exited", 2).to_message() == {"taskid": "a", "status": "exited", "exit_code": 2}
+def test_deleted_live_task_without_container_releases_the_executor():
+    plan = reconcile([task("a", TaskState.RUNNING, deleted=True), task("b", TaskState.STOPPED, deleted=True)], [], set())
+    assert plan.released == ["a"]
+    assert plan.states == [] and plan.remove == []
+
+
+def test_deleted_task_whose_container_remains_is_removed_not_released():
+    plan = reconcile([task("a", TaskState.RUNNING, deleted=True)], [report("a")], set())
+    assert plan.remove == ["a"] and plan.released == []

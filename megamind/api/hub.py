@@ -1,23 +1,43 @@
 """The API's side of the agent channel: one WebSocket per connected executor.
 
 The hub knows which executors are online, hands them commands, and turns what they
-report (hello and inventory, states, log lines, acknowledgements) into store writes.
+report (inventory, states, phases, log batches, acknowledgements) into store writes.
+An executor is online once it has told its inventory, so nobody sees it before the
+API knows what it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from marshmallow import ValidationError
 
-from megamind.api.schemas import hello_schema
-from megamind.protocol import MAX_LINE_CHARS, PHASES, TAIL_LINES, ContainerReport
+from megamind.api.schemas import HardwareReportSchema
+from megamind.progress import progress_of
+from megamind.protocol import (
+    AGENT_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    PROTOCOL_VERSION,
+    Ack,
+    ContainerReport,
+    Hello,
+    Inventory,
+    LogBatch,
+    Message,
+    Op,
+    Phase,
+    PhaseReport,
+    ProtocolError,
+    Refused,
+    StateReport,
+    Stream,
+    Welcome,
+    decode,
+)
 from megamind.reconcile import reconcile
 from megamind.states import TaskState
 from megamind.store import Store
@@ -27,8 +47,6 @@ from megamind.store.tasks import Command
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
-
-
 MAX_PHASES_PER_LINK = 1000
 
 
@@ -38,28 +56,20 @@ class AgentLink:
     ws: web.WebSocketResponse
     sent: set[int] = field(default_factory=set)
     # taskid -> how far its setup has got, as this agent last said; gone with the link.
-    phases: dict[str, str] = field(default_factory=dict)
+    phases: dict[str, Phase] = field(default_factory=dict)
 
     async def send(self, command: Command) -> None:
         if command.id in self.sent:
             return
         self.sent.add(command.id)
-        await self.ws.send_json(command.message())
-
-
-def _clean_text(text: str) -> str:
-    """Text an agent sent, made storable: lone surrogates cannot be encoded as UTF-8."""
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-class ProtocolError(Exception):
-    """The agent said something the protocol does not allow; the link is closed."""
+        await self.ws.send_str(command.message().encode())
 
 
 class ExecutorHub:
-    def __init__(self, store: Store, heartbeat_s: float) -> None:
+    def __init__(self, store: Store, heartbeat_s: float, results_limit: int = 0) -> None:
         self._store = store
         self._heartbeat_s = heartbeat_s
+        self._results_limit = results_limit
         self._links: dict[str, AgentLink] = {}
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
@@ -71,7 +81,8 @@ class ExecutorHub:
     def phase(self, hwid: str, taskid: str) -> str | None:
         """How far the setup of a task has got, while its executor is connected."""
         link = self._links.get(hwid)
-        return link.phases.get(taskid) if link else None
+        phase = link.phases.get(taskid) if link else None
+        return phase.value if phase else None
 
     def online(self) -> list[ExecutorRecord]:
         return [link.record for link in self._links.values()]
@@ -89,18 +100,19 @@ class ExecutorHub:
     # --- the agent channel ------------------------------------------------------------
 
     async def serve(self, request: web.Request, record: ExecutorRecord) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat_s, max_msg_size=4 * 1024 * 1024)
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat_s, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         self._sockets.add(ws)
         link = AgentLink(record, ws)
         close_code, reason = None, b""
         try:
-            await self._greet(link, request.remote or "")
-            async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                await self._handle(link, json.loads(message.data))
-        except (ProtocolError, ValidationError, ValueError, KeyError, TypeError) as exc:
+            if await self._greet(link, request.remote or ""):
+                async for message in ws:
+                    if message.type == WSMsgType.TEXT:
+                        await self._handle(link, decode(message.data, AGENT_MESSAGES))
+            else:
+                close_code, reason = WSCloseCode.POLICY_VIOLATION, b"protocol version"
+        except ProtocolError as exc:
             log.warning("executor %s broke the protocol: %s", record.hwid, exc)
             close_code, reason = WSCloseCode.POLICY_VIOLATION, str(exc)[:100].encode()
         except asyncio.TimeoutError:
@@ -119,76 +131,102 @@ class ExecutorHub:
             await ws.close(code=close_code, message=reason)
         return ws
 
-    async def _greet(self, link: AgentLink, ip: str) -> None:
-        message = await link.ws.receive_json(timeout=HELLO_TIMEOUT_S)
-        hello = hello_schema.load(message)
+    async def _greet(self, link: AgentLink, ip: str) -> bool:
+        """hello -> welcome, with where the API's copy of each task's output ends.
+        False when the agent speaks another protocol version (it was told why)."""
+        message = await link.ws.receive(timeout=HELLO_TIMEOUT_S)
+        if message.type != WSMsgType.TEXT:
+            raise ProtocolError("the first message must be hello")
+        hello = decode(message.data, AGENT_MESSAGES)
+        if not isinstance(hello, Hello):
+            raise ProtocolError(f"the first message must be hello, not {hello.type}")
+        if hello.protocol != PROTOCOL_VERSION:
+            text = (f"this API speaks agent protocol {PROTOCOL_VERSION}, the agent {hello.protocol}: "
+                    "run the executor of the same Megamind release as the API")
+            log.warning("executor %s refused: %s", link.record.hwid, text)
+            await link.ws.send_str(Refused(text).encode())
+            return False
+        hardware = _hardware(hello)
         hwid = link.record.hwid
-        await self._store.executors.update_on_connect(hwid, hello["hardware"], hello["cost"], ip)
-        link.record.hardware, link.record.cost, link.record.ip = hello["hardware"], hello["cost"], ip
-        await self._reconcile(hwid, [ContainerReport.from_message(i) for i in hello["inventory"]])
+        await self._store.executors.update_on_connect(hwid, hardware, hello.cost, ip)
+        link.record.hardware, link.record.cost, link.record.ip = hardware, hello.cost, ip
+        held = [t.taskid for t in await self._store.tasks.for_executor(hwid) if not t.deleted]
+        cursors = await self._store.logs.cursors(held)
+        await link.ws.send_str(Welcome(hwid, cursors, self._results_limit).encode())
+        return True
+
+    async def _come_online(self, link: AgentLink) -> None:
+        hwid = link.record.hwid
         previous = self._links.get(hwid)
         self._links[hwid] = link
-        if previous is not None:
+        if previous is not None and previous is not link:
             # The agent came back before its old socket was noticed dead.
             await previous.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
-        await link.ws.send_json({"type": "welcome", "hwid": hwid})
         for command in await self._store.tasks.pending_commands(hwid):
             await link.send(command)
-        log.info("executor %s online from %s", hwid, ip)
+        log.info("executor %s online from %s", hwid, link.record.ip)
 
-    async def _reconcile(self, hwid: str, inventory: list[ContainerReport]) -> None:
+    async def _reconcile(self, hwid: str, inventory: tuple[ContainerReport, ...]) -> None:
         tasks = await self._store.tasks.for_executor(hwid)
         pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
-        plan = reconcile(tasks, inventory, pending)
+        plan = reconcile(tasks, list(inventory), pending)
         await self._apply_states(hwid, plan.states)
+        await self._store.tasks.release_deleted(hwid, plan.released)
         for taskid in plan.remove:
-            command = await self._store.tasks.enqueue(hwid, taskid, "remove", {})
-            await self.dispatch(command)
+            await self.dispatch(await self._store.tasks.enqueue(hwid, taskid, Op.REMOVE, {}))
 
     async def _apply_states(self, hwid: str, states: list[tuple[str, TaskState, str]]) -> None:
+        if any(state.finished for _, state, _ in states):
+            # Finished means complete: the task's last lines are on disk before its end is.
+            await self._store.logs.flush()
         changes = await self._store.tasks.set_states(hwid, states)
         for command in changes.stops:
             await self.dispatch(command)
 
-    async def _handle(self, link: AgentLink, message: dict[str, Any]) -> None:
+    async def _handle(self, link: AgentLink, message: Message) -> None:
         hwid = link.record.hwid
-        if not isinstance(message, dict):
-            raise ProtocolError("a message must be a JSON object")
-        kind = message.get("type")
-        if kind == "state":
-            state = TaskState(int(message["state"]))
-            if state == TaskState.UNKNOWN:
-                raise ProtocolError("agents report known states only")
-            error_msg = _clean_text(str(message.get("error_msg", ""))[:4096])
-            taskid = str(message["taskid"])
-            if state != TaskState.SETUP:
-                link.phases.pop(taskid, None)
-            await self._apply_states(hwid, [(taskid, state, error_msg)])
-        elif kind == "phase":
-            phase, taskid = message["phase"], str(message["taskid"])
-            if phase not in PHASES:
-                raise ProtocolError(f"unknown phase {phase!r}")
+        if isinstance(message, LogBatch):
+            await self._keep_logs(hwid, message)
+        elif isinstance(message, StateReport):
+            if message.state != TaskState.SETUP:
+                link.phases.pop(message.taskid, None)
+            await self._apply_states(hwid, [(message.taskid, message.state, message.error_msg)])
+        elif isinstance(message, PhaseReport):
             # Read only for tasks of this executor (the detail call asks by hwid),
             # so an agent can only describe its own tasks; the map is bounded.
-            if taskid in link.phases or len(link.phases) < MAX_PHASES_PER_LINK:
-                link.phases[taskid] = phase
-        elif kind == "logs":
-            lines = message["lines"]
-            if not isinstance(lines, list):
-                raise ProtocolError("logs.lines must be a list")
-            lines = [_clean_text(str(line)[:MAX_LINE_CHARS]) for line in lines[-TAIL_LINES:]]
-            taskid = str(message["taskid"])
-            if await self._store.tasks.is_live_on(hwid, taskid):
-                await self._store.logs.append(taskid, lines, bool(message.get("reset")))
-        elif kind == "ack":
-            command_id = int(message["id"])
-            link.sent.discard(command_id)
-            await self._store.tasks.ack_command(hwid, command_id)
-        elif kind == "inventory":
-            await self._reconcile(hwid, [ContainerReport.from_message(i) for i in message["inventory"]])
+            if message.taskid in link.phases or len(link.phases) < MAX_PHASES_PER_LINK:
+                link.phases[message.taskid] = message.phase
+        elif isinstance(message, Ack):
+            link.sent.discard(message.id)
+            await self._store.tasks.ack_command(hwid, message.id)
+        elif isinstance(message, Inventory):
+            await self._reconcile(hwid, message.containers)
+            if self._links.get(hwid) is not link:
+                await self._come_online(link)
         else:
-            raise ProtocolError(f"unknown message type {kind!r}")
+            raise ProtocolError(f"{message.type} is not a message an agent sends now")
+
+    async def _keep_logs(self, hwid: str, batch: LogBatch) -> None:
+        if not await self._store.tasks.is_live_on(hwid, batch.taskid):
+            return
+        if not await self._store.logs.append(batch):
+            log.info("log batch of %s does not continue the stored output; dropped", batch.taskid)
+            return
+        progress = progress_of(e.text for e in batch.entries if e.stream is Stream.STDOUT and not e.dropped)
+        if progress is not None:
+            await self._store.tasks.set_progress(batch.taskid, progress)
 
     async def close(self) -> None:
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+_hardware_schema = HardwareReportSchema()
+
+
+def _hardware(hello: Hello) -> dict:
+    """The hardware an agent reports, checked field by field like a registration's."""
+    try:
+        return _hardware_schema.load(hello.hardware)
+    except ValidationError as exc:
+        raise ProtocolError(f"hello.hardware: {exc.messages}") from None

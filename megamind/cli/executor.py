@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from megamind.config import DEFAULT_HOME, AgentConfig
+from megamind.executor.link import RefusedByApi
 from megamind.executor.service import RegistrationFailed, run_executor
 from megamind.executor.spec import HostNetworkRefused, Limits
 
 EXIT_REGISTRATION_FAILED = 3
+EXIT_REFUSED = 4  # the API speaks another agent protocol version
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -81,6 +83,9 @@ def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, ne
     except RegistrationFailed as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_REGISTRATION_FAILED)
+    except RefusedByApi as exc:
+        click.echo(f"error: the API refused this executor: {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
 
 
 async def _serve(config: AgentConfig) -> None:

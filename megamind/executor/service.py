@@ -21,6 +21,7 @@ import docker
 
 from megamind.config import AgentConfig
 from megamind.executor.agent import Agent, Unregistered
+from megamind.executor.follow import EngineLogs
 from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu, split_gpus
@@ -92,11 +93,12 @@ async def _serve_slot(
     gpus: list[Gpu],
     events: EngineEvents,
     images: ImageFetcher,
+    logs: EngineLogs,
     announce: Callable[[str], None],
 ) -> None:
     while True:
         announce(f"executor {identity.hwid}: {hardware}")
-        agent = Agent(config, docker_, http, identity, hardware, gpus, images)
+        agent = Agent(config, docker_, http, identity, hardware, gpus, images, logs)
         events.attach(agent)
         try:
             await agent.run()
@@ -124,6 +126,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
     docker_ = AsyncDocker(runtime, threads)
     timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
     events = EngineEvents(runtime, asyncio.get_running_loop())
+    logs = EngineLogs(runtime.api.api_version)  # shared: every slot's followers on one connection pool
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             configs = slot_configs(config)
@@ -138,7 +141,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
             images = ImageFetcher(docker_, http)  # shared: a burst of one image asks once
             slots = [
                 asyncio.create_task(
-                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, images, announce),
+                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, images, logs, announce),
                     name=f"slot-{i}",
                 )
                 for i, (slot, identity, (share_hw, share_gpus)) in enumerate(zip(configs, identities, shares))
@@ -151,6 +154,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
                 await asyncio.gather(*slots, return_exceptions=True)
     finally:
         events.stop()
+        await logs.close()
         docker_.close()
 
 

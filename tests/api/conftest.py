@@ -1,8 +1,8 @@
 """The real application on 127.0.0.1, customers with api-keys, and a fake agent.
 
 The fake agent speaks megamind/protocol.py over the real WebSocket: it registers with
-an owner's api-key, says hello with an inventory, and then receives commands and
-sends state, logs, ack and inventory messages, exactly as an executor would.
+an owner's api-key, says hello, is welcomed, tells its inventory, and then receives
+commands and sends state, logs, ack and inventory messages, exactly as an executor would.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ import pytest
 from megamind.api.app import create_app
 from megamind.api.keys import hub_key, store_key
 from megamind.config import ServerConfig
-from megamind.protocol import AGENT_PATH, REGISTER_PATH, TOKEN_HEADER
+from megamind.protocol import (
+    AGENT_PATH,
+    PROTOCOL_VERSION,
+    REGISTER_PATH,
+    TOKEN_HEADER,
+    LogBatch,
+    LogCursor,
+    LogEntry,
+    Stream,
+)
 
 REGISTRY = "registry.test:5000"
 HARDWARE = {
@@ -103,6 +112,9 @@ class FakeAgent:
     def __init__(self, client, hwid: str, token: str) -> None:
         self.client, self.hwid, self.token = client, hwid, token
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.cursors: dict[str, LogCursor] = {}  # where each task's output stands, as the API has it
+        self.welcome: dict | None = None
+        self._clock = 1_700_000_000_000_000_000
 
     @property
     def hub(self):
@@ -112,18 +124,22 @@ class FakeAgent:
     def store(self):
         return self.client.app[store_key]
 
-    async def connect(self, inventory=(), hardware=None, cost: float = 0.5) -> dict:
+    async def connect(self, inventory=(), hardware=None, cost: float = 0.5, protocol: int = PROTOCOL_VERSION) -> dict:
+        """hello, welcome, inventory: online.  Log cursors continue from the welcome's."""
         assert self.ws is None or self.ws.closed
         self.ws = await self.client.ws_connect(AGENT_PATH, headers={TOKEN_HEADER: self.token})
         await self.ws.send_json({
             "type": "hello",
+            "protocol": protocol,
             "hardware": HARDWARE if hardware is None else hardware,
             "cost": cost,
-            "inventory": [dict(item) for item in inventory],
         })
         welcome = await self.receive()
-        assert welcome == {"type": "welcome", "hwid": self.hwid}
-        assert self.hub.is_online(self.hwid)
+        assert welcome["type"] == "welcome" and welcome["hwid"] == self.hwid, welcome
+        self.welcome = welcome
+        self.cursors = {t: LogCursor.from_wire(c) for t, c in welcome["cursors"].items()}
+        await self.inventory(inventory)
+        await eventually(lambda: _true(self.hub.is_online(self.hwid)))
         return welcome
 
     async def receive(self, timeout: float = WAIT_S) -> dict:
@@ -150,8 +166,16 @@ class FakeAgent:
     async def state(self, taskid: str, state: int, error_msg: str = "") -> None:
         await self.send({"type": "state", "taskid": taskid, "state": state, "error_msg": error_msg})
 
-    async def logs(self, taskid: str, lines: list[str], reset: bool = False) -> None:
-        await self.send({"type": "logs", "taskid": taskid, "lines": lines, "reset": reset})
+    async def logs(self, taskid: str, lines: list[str], stream: Stream = Stream.STDOUT) -> None:
+        """A batch of lines continuing this agent's cursor for the task, each a nanosecond apart."""
+        since = cursor = self.cursors.get(taskid, LogCursor())
+        entries = []
+        for line in lines:
+            self._clock += 1
+            entries.append(LogEntry(stream, self._clock, line))
+            cursor = cursor.advanced(stream, self._clock)
+        self.cursors[taskid] = cursor
+        await self.send(LogBatch(taskid, since, cursor, tuple(entries)).to_wire())
 
     async def ack(self, command_id: int, wait: bool = True) -> None:
         await self.send({"type": "ack", "id": command_id})
@@ -161,7 +185,7 @@ class FakeAgent:
             await eventually(acked)
 
     async def inventory(self, items) -> None:
-        await self.send({"type": "inventory", "inventory": [dict(i) for i in items]})
+        await self.send({"type": "inventory", "containers": [dict(i) for i in items]})
 
     async def disconnect(self) -> None:
         """Close the socket and wait until the API has noticed."""
@@ -171,6 +195,10 @@ class FakeAgent:
         async def gone():
             return not self.hub.is_online(self.hwid)
         await eventually(gone)
+
+
+async def _true(value):
+    return value
 
 
 def container(taskid: str, status: str = "running", exit_code: int | None = None) -> dict:

@@ -56,7 +56,7 @@ class Executor:
 
     def connections(self) -> int:
         """How many times the agent has said it is connected (the API welcomed it)."""
-        return self.log_text().count("megamind.executor.agent: connected to")
+        return self.log_text().count("megamind.executor.link: connected to")
 
 
 def _alive(pid: int) -> bool:

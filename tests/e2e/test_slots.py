@@ -32,7 +32,7 @@ def _wait_connected(proc: subprocess.Popen, log: Path, count: int, timeout: floa
         text = log.read_text(errors="replace") if log.exists() else ""
         if proc.poll() is not None:
             raise AssertionError(f"agent exited with {proc.returncode}:\n{text}")
-        if text.count("megamind.executor.agent: connected to") >= count:
+        if text.count("megamind.executor.link: connected to") >= count:
             return
         time.sleep(0.05)
     raise AssertionError(f"the slots never all came online:\n{text}")
