@@ -3,9 +3,9 @@ register call and holding its own WebSocket, speaking `megamind.protocol`.
 
     python -m bench.simagents --api URL --api-key OWNER_KEY --count 1000 --ready FILE
 
-Each sends hello with its hardware and an empty inventory, answers pings (aiohttp
-heartbeats both ways, 5 s), acknowledges every command and reports a started task
-as running.  When all are welcomed, FILE gets the count.  Runs until SIGTERM.
+Each says hello with its hardware, tells an empty inventory once welcomed, answers
+pings (aiohttp heartbeats both ways, 5 s), acknowledges every command and reports a
+started task as running.  When all are welcomed, FILE gets the count.  Runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,11 +19,21 @@ import aiohttp
 
 from megamind.protocol import (
     AGENT_PATH,
-    OP_REMOVE,
+    API_MESSAGES,
+    MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     REGISTER_PATH,
     TOKEN_HEADER,
+    Ack,
+    Command,
+    Hello,
+    Inventory,
+    Op,
+    StateReport,
+    Welcome,
+    decode,
 )
+from megamind.states import TaskState
 
 HARDWARE = {"cpus": ["Simulated CPU 3.0 GHz"], "gpus": ["nVidia 1060 6G"], "ram": 32000,
             "network": "1000mbit", "calculated_perfomance_rating": 4.5}
@@ -53,22 +63,21 @@ class Fleet:
         while True:
             try:
                 async with http.ws_connect(self.api + AGENT_PATH, headers={TOKEN_HEADER: token},
-                                           heartbeat=HEARTBEAT_S, max_msg_size=4 * 1024 * 1024) as ws:
-                    await ws.send_json({"type": "hello", "protocol": PROTOCOL_VERSION,
-                                        "hardware": HARDWARE, "cost": 0.5, "inventory": []})
+                                           heartbeat=HEARTBEAT_S, max_msg_size=MAX_MESSAGE_BYTES) as ws:
+                    await ws.send_str(Hello(PROTOCOL_VERSION, HARDWARE, 0.5).encode())
                     async for message in ws:
                         if message.type != aiohttp.WSMsgType.TEXT:
                             continue
-                        data = message.json()
-                        if data.get("type") == "welcome":
+                        received = decode(message.data, API_MESSAGES)
+                        if isinstance(received, Welcome):
+                            await ws.send_str(Inventory(()).encode())
                             self.welcomed.add(hwid)
                             if len(self.welcomed) == self.count:
                                 self.all_welcomed.set()
-                        elif data.get("type") == "command":
-                            if data["op"] != OP_REMOVE:
-                                await ws.send_json({"type": "state", "taskid": data["taskid"], "state": 3,
-                                                    "error_msg": ""})
-                            await ws.send_json({"type": "ack", "id": data["id"]})
+                        elif isinstance(received, Command):
+                            if received.op is not Op.REMOVE:
+                                await ws.send_str(StateReport(received.taskid, TaskState.RUNNING).encode())
+                            await ws.send_str(Ack(received.id).encode())
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
                 pass
             self.welcomed.discard(hwid)

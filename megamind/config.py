@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = Path(".megamind")
+MiB = 1024 * 1024
 # Polling gettasklist ten times a second is how the contract says to watch a task:
 # the default per-key limit leaves room for that and for a few other calls beside it.
 DEFAULT_RATE_LIMIT = "30/second;3000/minute"
@@ -24,6 +25,16 @@ class ServerConfig:
     # Nothing stays in setup forever, even if an agent never answers.
     setup_timeout_s: float = 900.0
     log_flush_s: float = 0.25
+    # Each stream of each task is kept up to this; past it the oldest lines go.
+    log_limit_bytes: int = 64 * MiB
+    # A task's results archive, as the agent uploads it when the task ends.
+    results_limit_bytes: int = 256 * MiB
+    # One input file a customer uploads.
+    max_file_bytes: int = 256 * MiB
+    # Results and input files; None: `blobs` beside the database.
+    blobs_dir: Path | None = None
+    # A followed log ends after this long even while the task runs: the client asks again.
+    follow_max_s: float = 3600.0
     key_cache_ttl_s: float = 2.0
     # A `limits` string per api-key ("none": unlimited); keys may carry their own.
     rate_limit: str = DEFAULT_RATE_LIMIT
@@ -35,6 +46,10 @@ class ServerConfig:
     def local_account_key_file(self) -> Path:
         return self.home / "api-key"
 
+    @property
+    def blob_root(self) -> Path:
+        return self.blobs_dir if self.blobs_dir is not None else self.db_path.parent / "blobs"
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -45,7 +60,8 @@ class AgentConfig:
     network: str = "bridge"
     labels: dict[str, str] = field(default_factory=dict)
     heartbeat_s: float = 5.0
-    log_flush_s: float = 0.2
+    # Lines are shipped this long after they arrive, so lines of many tasks travel together.
+    log_flush_s: float = 0.05
     docker_threads: int = 8
     pull_timeout_s: float = 600.0
     stop_timeout_s: int = 5

@@ -40,6 +40,7 @@ MAX_LINE_CHARS = 64 * 1024
 # A WebSocket message, either way: a log batch is kept well under it by the agent.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_ERROR_CHARS = 4096
+REREAD_MARGIN_NS = 1_000_000_000
 
 
 class ProtocolError(Exception):
@@ -194,8 +195,14 @@ class LogCursor:
 
     @property
     def since_ns(self) -> int:
-        """Where a re-read must start in the engine's log to miss nothing of either stream."""
-        return min(self.stdout.ns, self.stderr.ns)
+        """Where a re-read must start in the engine's log to miss nothing of either stream.
+
+        The engine stamps each stream's lines as it copies them, so across streams its
+        file is in time order only to within a moment; the margin covers that, and a
+        stream that never printed does not send every re-read back to the start.
+        """
+        read = [p.ns for p in (self.stdout, self.stderr) if p.ns]
+        return max(0, min(read) - REREAD_MARGIN_NS) if read else 0
 
     def to_wire(self) -> dict[str, list[int]]:
         return {"stdout": self.stdout.to_wire(), "stderr": self.stderr.to_wire()}

@@ -121,7 +121,9 @@ def test_a_cursor_counts_lines_of_one_timestamp():
     assert position == StreamPosition(6, 1)
     assert position.has_read(5, 99) and position.has_read(6, 1)
     assert not position.has_read(6, 2) and not position.has_read(7, 1)
-    cursor = LogCursor().advanced(Stream.STDERR, 4).advanced(Stream.STDOUT, 9)
-    assert cursor.since_ns == 4
+    cursor = LogCursor().advanced(Stream.STDERR, 4 * 10**9).advanced(Stream.STDOUT, 9 * 10**9)
+    assert cursor.since_ns == 3 * 10**9  # a moment before the earlier stream's last line
+    assert LogCursor().advanced(Stream.STDOUT, 5 * 10**9).since_ns == 4 * 10**9  # stderr never printed
+    assert LogCursor().since_ns == 0
     assert LogCursor.from_json(cursor.to_json()) == cursor
     assert LogCursor.from_json("") == LogCursor()

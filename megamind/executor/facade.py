@@ -11,10 +11,12 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from megamind.executor.joined import InFlight
-from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LocalImage, LogLine
+from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LocalImage
+from megamind.executor.transfer import ResultsArchive
 
 T = TypeVar("T")
 
@@ -63,8 +65,11 @@ class AsyncDocker:
     async def containers(self, hwid: str) -> list[ContainerInfo]:
         return await self._run(self.runtime.containers, hwid)
 
-    async def log_tail(self, container_id: str, lines: int, since_ns: int | None) -> list[LogLine] | None:
-        return await self._run(self.runtime.log_tail, container_id, lines, since_ns)
+    async def results_archive(self, container_id: str, dest: Path, limit_bytes: int) -> ResultsArchive | None:
+        return await self._run(self.runtime.results_archive, container_id, dest, limit_bytes)
+
+    async def put_inputs(self, container_id: str, files: list[tuple[str, Path]]) -> None:
+        await self._run(self.runtime.put_inputs, container_id, files)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -6,19 +6,27 @@ Errors are matched on the SDK's exception types and status codes, never on text.
 
 from __future__ import annotations
 
+import posixpath
+import tarfile
+import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import docker
 import requests
+import urllib3
 from docker.errors import APIError, DockerException, NotFound
 
 from megamind.executor.spec import LABEL_HWID, LABEL_TASK
+from megamind.executor.transfer import ResultsArchive, copy_results, inputs_tar
 
 # What a call to the engine can raise when the engine is away (restarting, socket gone):
 # the SDK's own errors, and the transport's, which the SDK lets through.
 ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
+
+OUTPUT_DIR = "/megamind/output"  # what a task leaves there is its results
+_GO_MODE_DIR = 1 << 31  # os.ModeDir in the engine's stat of a path
 
 
 class PullError(Exception):
@@ -31,6 +39,7 @@ class ContainerInfo:
     id: str
     status: str  # the engine's word: created, running, exited, dead, ...
     exit_code: int | None
+    finished_at: str = ""  # the engine's time of the last exit: one run of the container
 
 
 @dataclass(frozen=True)
@@ -45,12 +54,6 @@ class LocalImage:
     repo_digests: frozenset[str]  # "registry/name@sha256:..." for each manifest it came from
 
 
-@dataclass(frozen=True)
-class LogLine:
-    ns: int  # the engine's timestamp in nanoseconds since the epoch
-    text: str
-
-
 def _info(attrs: dict[str, Any]) -> ContainerInfo:
     state = attrs.get("State", {})
     labels = attrs.get("Config", {}).get("Labels") or {}
@@ -59,6 +62,7 @@ def _info(attrs: dict[str, Any]) -> ContainerInfo:
         id=attrs["Id"],
         status=state.get("Status", "unknown"),
         exit_code=state.get("ExitCode"),
+        finished_at=state.get("FinishedAt", ""),
     )
 
 
@@ -151,34 +155,36 @@ class DockerRuntime:
                 infos.append(info)
         return infos
 
-    def log_tail(self, container_id: str, lines: int, since_ns: int | None) -> list[LogLine] | None:
-        """The last ``lines`` stdout lines, newer than ``since_ns``; None if the container is gone.
+    def results_archive(self, container_id: str, dest: Path, limit_bytes: int) -> ResultsArchive | None:
+        """The content of the container's /megamind/output as a gzip tar at ``dest``, its
+        paths relative to that folder, cut before it passes ``limit_bytes``.  None if there
+        is no such folder (or no such container: the engine says 404 to both).
 
-        The engine reads its log file from the end, so this costs the same whatever
-        the task printed before.
+        Works on a stopped container; streamed from the engine to the file.
         """
-        params: dict[str, Any] = {"stdout": 1, "stderr": 0, "timestamps": 1, "follow": 0, "tail": lines}
-        if since_ns:
-            params["since"] = since_ns // 1_000_000_000
-        # The SDK's logs() inspects the container first to learn whether it has a TTY;
-        # ours never do, and this is polled for every running task, so one call it is.
-        response = self.api._get(self.api._url("/containers/{0}/logs", container_id), params=params)
-        if response.status_code == 404:
+        try:
+            chunks, stat = self.api.get_archive(container_id, OUTPUT_DIR)
+        except NotFound:
             return None
-        raw = self.api._get_result_tty(False, response, False)
-        out = []
-        # Only "\n" ends an entry: a line may hold \r or other breaks of its own.
-        for entry in raw.decode("utf-8", "replace").split("\n"):
-            if not entry:
-                continue
-            stamp, _, text = entry.partition(" ")
-            try:
-                ns = parse_timestamp_ns(stamp)
-            except ValueError:
-                continue  # not an entry of the engine's (a partial line's tail): skip it
-            if since_ns is None or ns > since_ns:
-                out.append(LogLine(ns, text))
-        return out
+        if not (stat or {}).get("mode", 0) & _GO_MODE_DIR:
+            for _ in chunks:  # a file or a link there: not results; read the answer to its end
+                pass
+            return None
+        try:
+            return copy_results(chunks, posixpath.basename(OUTPUT_DIR), dest, limit_bytes)
+        except (tarfile.TarError, urllib3.exceptions.HTTPError) as exc:
+            # The answer broke off (the engine went away) or was no tar: an engine failure,
+            # which callers already handle as such.
+            raise DockerException(f"archive of {OUTPUT_DIR} unreadable: {exc}") from exc
+
+    def put_inputs(self, container_id: str, files: list[tuple[str, Path]]) -> None:
+        """Put each (name, file) at /megamind/input/<name> in a created container, before its start."""
+        # Through a file, not memory: inputs may be large.  Beside them: the caller's
+        # scratch folder, where the room for them was found.
+        with tempfile.TemporaryFile(dir=files[0][1].parent if files else None) as archive:
+            inputs_tar(files, archive)
+            archive.seek(0)
+            self.api.put_archive(container_id, "/", archive)
 
     def close(self) -> None:
         self.client.close()
@@ -199,19 +205,3 @@ def split_reference(reference: str) -> tuple[str, str | None]:
         repository, tag = reference.rsplit(":", 1)
         return repository, tag
     return reference, "latest"
-
-
-def parse_timestamp_ns(stamp: str) -> int:
-    """RFC 3339 with nanoseconds, as the engine writes it, to integer nanoseconds."""
-    main, _, rest = stamp.partition(".")
-    if not rest:
-        main = main.rstrip("Z")
-        seconds = datetime.fromisoformat(main).replace(tzinfo=timezone.utc).timestamp()
-        return int(seconds) * 1_000_000_000
-    fraction = rest.rstrip("Z")
-    zone = ""
-    for sign in ("+", "-"):
-        if sign in fraction:
-            fraction, zone = fraction.split(sign, 1)[0], sign + fraction.split(sign, 1)[1]
-    moment = datetime.fromisoformat(main + (zone or "+00:00"))
-    return int(moment.timestamp()) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9])

@@ -1,11 +1,20 @@
 """The agent channel, driven by a fake agent: states, reconnects, inventories, commands."""
 
 import asyncio
+import base64
 
 import aiohttp
 import pytest
 
-from megamind.protocol import AGENT_PATH, REGISTER_PATH, SPEEDTEST_PATH, TOKEN_HEADER
+from megamind.protocol import (
+    AGENT_PATH,
+    PROTOCOL_VERSION,
+    REGISTER_PATH,
+    SPEEDTEST_PATH,
+    TOKEN_HEADER,
+    LogCursor,
+    Stream,
+)
 
 POLICY_VIOLATION = 1008
 
@@ -69,7 +78,9 @@ async def test_first_message_must_be_hello(client, owner, new_agent, hub):
     {"type": "state", "taskid": "x", "state": 1},  # agents report known states only
     {"type": "state", "taskid": "x", "state": 9},
     {"type": "state", "taskid": "x"},
-    {"type": "logs", "taskid": "x", "lines": "not a list"},
+    {"type": "logs", "taskid": "x", "since": {}, "cursor": {}, "entries": "not a list"},
+    {"type": "logs", "taskid": "x", "lines": ["the old shape"]},
+    {"type": "hello", "protocol": 2, "hardware": {}, "cost": 0},  # only the first message is a hello
     {"type": "ack", "id": "one"},
     [1, 2, 3],
     "just a string",
@@ -231,12 +242,11 @@ async def test_reports_of_another_executors_task_are_ignored(alice, owner, new_a
     a, b = await new_agent(owner), await new_agent(owner)
     taskid, _ = await alice.start_task(a)
     await b.state(taskid, 5, "forged")
-    await b.logs(taskid, ["forged"], reset=True)
+    await b.logs(taskid, ["forged"])
     await b.inventory([])  # says nothing about a's task
-    await a.logs(taskid, ["genuine"], reset=True)
+    await a.logs(taskid, ["genuine"])
 
     async def genuine():
-        import base64
         body = (await alice.gettasklogs(taskid))[1]
         return base64.b64decode(body["logs_b64"]).decode() or None
     assert await helpers.eventually(genuine) == "genuine\n"
@@ -247,21 +257,94 @@ async def test_reports_of_another_executors_task_are_ignored(alice, owner, new_a
 async def test_logs_of_a_deleted_task_are_dropped(alice, agent, store):
     taskid, _ = await alice.start_task(agent)
     await alice.deltask(taskid)
-    await agent.logs(taskid, ["late"], reset=True)
+    await agent.logs(taskid, ["late"])
     await agent.inventory([])  # processed after the logs message
     await asyncio.sleep(0.1)
     await store.logs.flush()
     assert await store.logs.tail(taskid) == []
-    assert await store.db.fetchone("SELECT 1 FROM task_logs WHERE taskid = ?", (taskid,)) is None
+    assert (await store.logs.cursors([taskid])).get(taskid, LogCursor()) == LogCursor()
 
 
-async def test_state_of_deleted_task_does_not_retake_the_executor(alice, agent):
+async def test_a_deleted_task_holds_its_executor_until_its_container_is_gone(alice, agent, helpers):
     taskid, _ = await alice.start_task(agent)
     await alice.deltask(taskid)
-    await agent.command()
-    await agent.state(taskid, 3)
+    remove = await agent.command()
+    assert (remove["op"], remove["taskid"]) == ("remove", taskid)
+    await agent.state(taskid, 3)  # the container still runs: the remove has not worked yet
+    status, body = await alice.addtask(agent.hwid)
+    helpers.assert_error(status, body, 409, 9)
+    assert (await alice.gethwlist())[1] == []
+    await agent.ack(remove["id"])  # now it is gone
     status, body = await alice.addtask(agent.hwid)
     assert status == 200, body
+
+
+async def test_a_deleted_task_whose_container_is_not_in_the_inventory_lets_go(alice, agent):
+    taskid, _ = await alice.start_task(agent)
+    await agent.disconnect()
+    await alice.deltask(taskid)
+    await agent.connect(inventory=[])  # the container went while the agent was away
+    command = await agent.command()
+    assert (command["op"], command["taskid"]) == ("remove", taskid)
+    assert len((await alice.gethwlist())[1]) == 1
+
+
+async def test_an_agent_of_another_protocol_version_is_told_why(client, owner, new_agent, hub):
+    agent = await new_agent(owner, connect=False)
+    async with client.ws_connect(AGENT_PATH, headers={TOKEN_HEADER: agent.token}) as ws:
+        await ws.send_json({"type": "hello", "protocol": 1, "hardware": {}, "cost": 0, "inventory": []})
+        refused = await ws.receive_json(timeout=3)
+        assert refused["type"] == "refused" and "protocol 2" in refused["message"]
+        assert (await ws.receive(timeout=3)).type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == POLICY_VIOLATION
+    assert not hub.is_online(agent.hwid)
+
+
+async def test_an_executor_is_online_only_once_it_told_its_inventory(client, owner, new_agent, hub, alice, helpers):
+    agent = await new_agent(owner, connect=False)
+    async with client.ws_connect(AGENT_PATH, headers={TOKEN_HEADER: agent.token}) as ws:
+        await ws.send_json({"type": "hello", "protocol": PROTOCOL_VERSION, "hardware": {}, "cost": 0})
+        assert (await ws.receive_json(timeout=3))["type"] == "welcome"
+        await asyncio.sleep(0.05)
+        assert not hub.is_online(agent.hwid)
+        await ws.send_json({"type": "inventory", "containers": []})
+        await helpers.eventually(lambda: _true(hub.is_online(agent.hwid)))
+
+
+async def test_the_welcome_says_where_each_tasks_output_ends(alice, agent, store):
+    taskid, _ = await alice.start_task(agent)
+    await agent.logs(taskid, ["one", "two"])
+    await agent.logs(taskid, ["err"], stream=Stream.STDERR)
+    expected = agent.cursors[taskid]
+    await agent.disconnect()
+    await store.logs.flush()
+    welcome = await agent.connect(inventory=[{"taskid": taskid, "status": "running", "exit_code": None}])
+    assert LogCursor.from_wire(welcome["cursors"][taskid]) == expected
+    assert welcome["results_limit"] > 0
+
+
+async def test_a_batch_that_does_not_continue_the_stored_output_is_not_kept(alice, agent, helpers):
+    taskid, _ = await alice.start_task(agent)
+    await agent.logs(taskid, ["first"])
+    kept = agent.cursors[taskid]
+    await agent.logs(taskid, ["second"])
+    agent.cursors[taskid] = kept  # a stale link sends "second" again from where "first" ended
+    await agent.logs(taskid, ["second"])
+    await agent.logs(taskid, ["third"])  # continues the stale one: not kept either
+    agent.cursors[taskid] = LogCursor()  # a batch from before everything
+    await agent.logs(taskid, ["zeroth"])
+    await agent.inventory([{"taskid": taskid, "status": "running", "exit_code": None}])
+
+    async def logs():
+        body = (await alice.gettasklogs(taskid))[1]
+        return base64.b64decode(body["logs_b64"]).decode()
+    await helpers.eventually(logs)
+    await asyncio.sleep(0.1)  # every batch above has been handled
+    assert await logs() == "first\nsecond\n"
+
+
+async def _true(value):
+    return value
 
 
 # --- commands while away -------------------------------------------------------------

@@ -1,0 +1,144 @@
+"""A fake engine facade, image fetcher and log source for the agent's rooms.
+
+They keep containers as plain records and answer as `AsyncDocker` does, so the
+runner, the watcher and the shipper can be tested without an engine.  The real
+engine is exercised by tests/e2e and tests/executor/test_follow.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docker.errors import APIError
+
+from megamind.executor.follow import ContainerGone, LogsRead
+from megamind.executor.runtime import ContainerInfo, Created, PullError
+from megamind.protocol import LogCursor, LogEntry, Stream
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    taskid: str
+    image_id: str
+    status: str = "created"
+    exit_code: int | None = None
+    finished_at: str = ""
+    runs: int = 0
+    inputs: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class FakeDocker:
+    def __init__(self, hwid: str = "hw") -> None:
+        self.hwid = hwid
+        self.containers_by_id: dict[str, FakeContainer] = {}
+        self.remove_failures = 0  # the next N removes fail as the engine would
+        self.removes = 0
+        self._ids = itertools.count(1)
+        self.image_id = "sha256:image"
+
+    def by_task(self, taskid: str) -> FakeContainer | None:
+        return next((c for c in self.containers_by_id.values() if c.taskid == taskid), None)
+
+    def _find(self, ref: str) -> FakeContainer | None:
+        if ref in self.containers_by_id:
+            return self.containers_by_id[ref]
+        return self.by_task(ref.removeprefix("megamind-"))
+
+    async def create(self, kwargs) -> Created:
+        taskid = kwargs["labels"]["network.megamind.task"]
+        existing = self.by_task(taskid)
+        if existing is not None:
+            return Created(existing.id, existing.image_id)
+        container = FakeContainer(f"c{next(self._ids)}", taskid, self.image_id)
+        self.containers_by_id[container.id] = container
+        return Created(container.id, container.image_id)
+
+    async def start(self, container_id: str) -> None:
+        container = self.containers_by_id[container_id]
+        container.status, container.runs = "running", container.runs + 1
+
+    async def restart(self, container_id: str, timeout: int) -> None:
+        await self.start(container_id)
+
+    async def stop(self, container_id: str, timeout: int) -> None:
+        container = self._find(container_id)
+        if container is not None and container.status == "running":
+            self.exit(container.taskid, 137)
+
+    def exit(self, taskid: str, code: int) -> None:
+        container = self.by_task(taskid)
+        container.status, container.exit_code = "exited", code
+        container.finished_at = f"run-{container.runs}"
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        container = self._find(container_id)
+        if container is None:
+            return None
+        return ContainerInfo(container.taskid, container.id, container.status, container.exit_code,
+                             container.finished_at)
+
+    async def remove(self, container_id: str) -> None:
+        self.removes += 1
+        if self.remove_failures:
+            self.remove_failures -= 1
+            raise APIError("device or resource busy")
+        container = self._find(container_id)
+        if container is not None:
+            del self.containers_by_id[container.id]
+
+    async def containers(self, hwid: str) -> list[ContainerInfo]:
+        return [await self.inspect(c.id) for c in list(self.containers_by_id.values())]
+
+    async def put_inputs(self, container_id: str, files: list[tuple[str, Path]]) -> None:
+        self.containers_by_id[container_id].inputs = [(name, path.read_bytes()) for name, path in files]
+
+    async def results_archive(self, container_id: str, dest: Path, limit_bytes: int):
+        return None  # no /megamind/output in these containers
+
+
+class FakeImages:
+    def __init__(self, docker: FakeDocker) -> None:
+        self.docker = docker
+        self.error: str | None = None
+
+    async def fetch(self, image: str) -> str:
+        if self.error:
+            raise PullError(self.error)
+        return self.docker.image_id
+
+
+class FakeLogs:
+    """Each container's lines; a follow gives those after the cursor, and ends when the
+    container is not running (as the engine's stream does)."""
+
+    def __init__(self, docker: FakeDocker) -> None:
+        self.docker = docker
+        self.lines: dict[str, list[LogEntry]] = {}
+        self.follows = 0
+        self._clock = itertools.count(1_000)
+
+    def print(self, taskid: str, *texts: str, stream: Stream = Stream.STDOUT) -> None:
+        container = self.docker.by_task(taskid)
+        self.lines.setdefault(container.id, []).extend(LogEntry(stream, next(self._clock), t) for t in texts)
+
+    async def follow(self, container_id: str, cursor: LogCursor):
+        self.follows += 1
+        if container_id not in self.docker.containers_by_id:
+            raise ContainerGone(container_id)
+        sent = 0
+        while True:
+            lines = self.lines.get(container_id, [])
+            fresh = [e for e in lines[sent:] if not cursor.of(e.stream).has_read(e.ns, 1)]
+            sent = len(lines)
+            for entry in fresh:
+                cursor = cursor.advanced(entry.stream, entry.ns)
+            if fresh:
+                yield LogsRead(tuple(fresh), cursor)
+            container = self.docker.containers_by_id.get(container_id)
+            if container is None or container.status != "running":
+                return
+            await asyncio.sleep(0.005)

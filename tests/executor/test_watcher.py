@@ -1,0 +1,102 @@
+"""The watcher against a fake engine: a task's end goes out after its last lines."""
+
+import asyncio
+
+from megamind.executor.handle import TaskHandle
+from megamind.protocol import (
+    Command,
+    ContainerReport,
+    ContainerStatus,
+    LogBatch,
+    LogCursor,
+    Op,
+    StateReport,
+)
+from megamind.states import TaskState
+
+
+async def started(rooms, taskid="t1", command_id=1):
+    await rooms.runner.carry_out(Command(command_id, Op.START, taskid, "127.0.0.1:5000/x:1"))
+    return rooms.handles[taskid]
+
+
+async def test_an_exit_is_reported_after_every_line_was_shipped(rooms):
+    for round_ in range(20):
+        rooms.sent.clear()
+        handle = await started(rooms, command_id=2 * round_ + 1)
+        rooms.logs.print("t1", *[f"line {i}" for i in range(50)])
+        rooms.docker.exit("t1", 3)
+        await rooms.watcher.refresh_locked(handle)
+        end = StateReport("t1", TaskState.ERROR, "exited with code 3", 3)
+        shipped = [e.text for m in rooms.sent[: rooms.sent.index(end)] if isinstance(m, LogBatch) for e in m.entries]
+        assert shipped[-50:] == [f"line {i}" for i in range(50)]
+        assert handle.concluded_in == rooms.session
+        await rooms.runner.carry_out(Command(2 * round_ + 2, Op.REMOVE, "t1"))
+
+
+async def test_an_end_not_reported_in_this_session_is_busy_in_the_inventory(rooms):
+    handle = await started(rooms)
+    rooms.docker.exit("t1", 0)
+    rooms.session = 2  # a new link: what was said before may not have arrived
+    assert (await rooms.watcher.inventory()).containers == (ContainerReport("t1", ContainerStatus.BUSY, 0),)
+    rooms.watcher.conclude_unreported()
+    await rooms.settle()
+    assert rooms.sent[-1] == StateReport("t1", TaskState.STOPPED, "", 0)
+    assert handle.concluded_in == 2
+    assert (await rooms.watcher.inventory()).containers == (ContainerReport("t1", ContainerStatus.EXITED, 0),)
+
+
+async def test_an_end_whose_lines_could_not_go_is_not_reported(rooms):
+    handle = await started(rooms)
+    rooms.logs.print("t1", "last")
+    rooms.docker.exit("t1", 0)
+    rooms.link_up = False
+    await rooms.watcher.refresh_locked(handle)
+    assert handle.concluded_in != rooms.session
+    assert not any(isinstance(m, StateReport) and m.state is TaskState.STOPPED for m in rooms.sent)
+
+
+async def test_a_vanished_container_is_an_error(rooms):
+    handle = await started(rooms)
+    del rooms.docker.containers_by_id[handle.container_id]
+    await rooms.watcher.refresh_locked(handle)
+    assert rooms.sent[-1] == StateReport("t1", TaskState.ERROR, "container vanished")
+    assert "t1" not in rooms.handles
+
+
+async def test_a_death_while_a_command_runs_is_looked_at_after_it(rooms):
+    handle = await started(rooms)
+    handle.busy = True
+    rooms.watcher.feed_event({"Action": "die", "Actor": {"Attributes": {"network.megamind.task": "t1"}}})
+    consumer = asyncio.create_task(rooms.watcher.consume_events(resync=None))
+    await asyncio.sleep(0.01)
+    consumer.cancel()
+    assert handle.missed_event
+    assert not rooms.jobs  # the operation reports its outcome: no look of its own
+
+
+async def test_adopted_containers_become_handles(rooms):
+    await started(rooms)
+    rooms.handles.clear()
+    await rooms.watcher.adopt()
+    assert isinstance(rooms.handles["t1"], TaskHandle)
+    assert rooms.handles["t1"].container_id == rooms.docker.by_task("t1").id
+
+
+async def test_a_new_session_reads_output_again_from_the_apis_cursor(rooms):
+    handle = await started(rooms)
+    rooms.logs.print("t1", "a", "b", "c")
+    rooms.docker.exit("t1", 0)
+    await rooms.watcher.refresh_locked(handle)
+    shipped = [e for m in rooms.sent if isinstance(m, LogBatch) for e in m.entries]
+    assert [e.text for e in shipped] == ["a", "b", "c"]
+    # The API kept only "a": the next session starts right after it, with no gap and no repeat.
+    api_has = LogCursor().advanced(shipped[0].stream, shipped[0].ns)
+    rooms.sent.clear()
+    rooms.session = 2
+    rooms.shipper.restart_from({"t1": api_has}, {"t1": handle.container_id})
+    rooms.watcher.conclude_unreported()
+    await rooms.settle()
+    again = [m for m in rooms.sent if isinstance(m, LogBatch)]
+    assert [e.text for m in again for e in m.entries] == ["b", "c"]
+    assert again[0].since == api_has
