@@ -6,6 +6,7 @@ for them and stop them.  Nothing here is used by the platform itself.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -145,3 +146,15 @@ class Server:
             check=True, capture_output=True, text=True, timeout=60,
         )
         return out.stdout.strip().splitlines()[-1]
+
+    def set_rate_limit(self, name: str, limit: str) -> None:
+        """Give every key of the account this limit (`megamind admin set-rate-limit`)."""
+        listed = subprocess.run(
+            MEGAMIND + ["admin", "list-keys", name, "--db", str(self.db), "--json"],
+            check=True, capture_output=True, text=True, timeout=60,
+        )
+        for key in json.loads(listed.stdout):
+            subprocess.run(
+                MEGAMIND + ["admin", "set-rate-limit", name, str(key["id"]), limit, "--db", str(self.db)],
+                check=True, capture_output=True, text=True, timeout=60,
+            )

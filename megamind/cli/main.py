@@ -13,17 +13,19 @@ import click
 
 # name -> "module:attribute", in the order `megamind --help` lists them.
 COMMANDS = {
-    "login": "megamind.cli.customer:login",
-    "logout": "megamind.cli.customer:logout",
-    "hw": "megamind.cli.customer:hw",
-    "run": "megamind.cli.customer:run",
-    "ps": "megamind.cli.customer:ps",
-    "inspect": "megamind.cli.customer:inspect",
-    "logs": "megamind.cli.customer:logs",
-    "restart": "megamind.cli.customer:restart",
-    "rm": "megamind.cli.customer:rm",
-    "images": "megamind.cli.customer:images",
-    "executors": "megamind.cli.customer:executors",
+    "login": "megamind.cli.customer.account:login",
+    "logout": "megamind.cli.customer.account:logout",
+    "hw": "megamind.cli.customer.hardware:hw",
+    "run": "megamind.cli.customer.tasks:run",
+    "ps": "megamind.cli.customer.tasks:ps",
+    "inspect": "megamind.cli.customer.tasks:inspect",
+    "logs": "megamind.cli.customer.output:logs",
+    "results": "megamind.cli.customer.output:results",
+    "upload": "megamind.cli.customer.inputs:upload",
+    "restart": "megamind.cli.customer.tasks:restart",
+    "rm": "megamind.cli.customer.tasks:rm",
+    "images": "megamind.cli.customer.hardware:images",
+    "executors": "megamind.cli.customer.hardware:executors",
     "server": "megamind.cli.server:server",
     "executor": "megamind.cli.executor:executor",
     "admin": "megamind.cli.admin:admin",
@@ -45,7 +47,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup,
              context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MEGAMIND"},
              epilog="Customers: `megamind login`, then `megamind hw`, `megamind run IMAGE --hwid ID --wait`, "
-                    "`megamind logs -f TASKID`. Owners: `megamind executor`, `megamind executors`. "
+                    "`megamind logs -f TASKID`, `megamind results TASKID`. "
+                    "Owners: `megamind executor`, `megamind executors`. "
                     "Exit codes: 0 ok, 1 the API refused the call, 2 bad usage, 3 not logged in, "
                     "4 API unreachable, 5 the task ended in error (--wait), 6 timed out waiting, "
                     "130 interrupted.")

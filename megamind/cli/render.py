@@ -50,3 +50,18 @@ def fields(rows: Iterable[tuple[str, object]]) -> str:
     rows = list(rows)
     width = max((len(name) for name, _ in rows), default=0)
     return "\n".join(f"{name.ljust(width)}  {value}".rstrip() for name, value in rows)
+
+
+def size(nbytes: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KB``, ``3.2 MB``, ``1.1 GB`` (units of 1024)."""
+    value = float(nbytes)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+def percent(value: float) -> str:
+    """``42%``, ``42.5%``."""
+    return f"{value:g}%"

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from megamind.api.app import create_app
 from megamind.api.ratelimit import DEFAULT_RATE_LIMIT, parse_rate_limit
-from megamind.config import DEFAULT_HOME, ServerConfig
+from megamind.config import DEFAULT_HOME, MiB, ServerConfig
 
 
 def _check_rate_limit(ctx, param, value: str) -> str:
@@ -31,11 +31,18 @@ def _check_rate_limit(ctx, param, value: str) -> str:
               help="Requests allowed per api-key, as `limits` strings joined by ';' "
                    "(e.g. '60/minute;1000/hour'), or 'none'. Keys may carry their own "
                    "(megamind admin set-rate-limit).")
+@click.option("--log-limit-mb", default=ServerConfig.log_limit_bytes // MiB, show_default=True,
+              type=click.IntRange(min=1),
+              help="MB kept of each stream (stdout, stderr) of each task; past it the oldest lines go.")
+@click.option("--results-limit-mb", default=ServerConfig.results_limit_bytes // MiB, show_default=True,
+              type=click.IntRange(min=1), help="MB of results (a tar.gz) kept per task.")
+@click.option("--blobs-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for results and input files.  [default: blobs beside the database]")
 @click.option("--local-account/--no-local-account", default=True, show_default=True,
               help="Create an account 'local' and write its api-key next to the database, "
                    "so that `megamind executor` with no flags can use it.")
 def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, rate_limit: str,
-           local_account: bool) -> None:
+           log_limit_mb: int, results_limit_mb: int, blobs_dir: Path | None, local_account: bool) -> None:
     """Serve the API until SIGTERM or SIGINT."""
     config = ServerConfig(
         db_path=db_path,
@@ -44,6 +51,9 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         registry=registry,
         setup_timeout_s=setup_timeout,
         rate_limit=rate_limit,
+        log_limit_bytes=log_limit_mb * MiB,
+        results_limit_bytes=results_limit_mb * MiB,
+        blobs_dir=blobs_dir,
         home=db_path.parent,
         create_local_account=local_account,
     )

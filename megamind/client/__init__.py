@@ -6,13 +6,14 @@
     hw = api.hw_list()[0]
     taskid = api.add_task("megamind.network/helloworld:latest", hw.hwid, params="hi")
     print(api.wait_task(taskid).state.name)  # RUNNING
-    for line in api.follow_logs(taskid):
+    for line in api.follow_logs(taskid):  # every line, until the task ends
         print(line)
+    api.download_results(taskid, "results")  # what it wrote under /megamind/output/
 
 ``Client`` blocks (scripts, notebooks); ``AsyncClient`` is the same on asyncio.
 """
 
-from megamind.client.aio import SETTLED, AsyncClient, WaitTimeout, new_lines
+from megamind.client.aio import SETTLED, AsyncClient, WaitTimeout
 from megamind.client.errors import (
     AccountNotFound,
     ApiError,
@@ -30,18 +31,22 @@ from megamind.client.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestTimeout,
+    ResultsNotFound,
     RouteNotFound,
     TaskNotFound,
     TransportError,
     Unauthorized,
     Unavailable,
+    UnsafeArchive,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from megamind.client.models import (
     Executor,
+    FileInfo,
     HardwareItem,
     Image,
+    Results,
     Task,
     TaskLogs,
     TaskState,
@@ -50,9 +55,9 @@ from megamind.client.sync import Client
 
 __all__ = [
     "SETTLED", "AccountNotFound", "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict",
-    "Executor", "ExecutorBusy", "ExecutorNotFound", "ExecutorOffline", "Forbidden", "HardwareItem",
-    "Image", "ImageNotAllowed", "InternalError", "MegamindClientError", "MethodNotAllowed", "NotFound",
-    "PayloadTooLarge", "RateLimited", "RequestTimeout", "RouteNotFound", "Task", "TaskLogs",
-    "TaskNotFound", "TaskState", "TransportError", "Unauthorized", "Unavailable",
-    "UnsupportedMediaType", "ValidationFailed", "WaitTimeout", "new_lines",
+    "Executor", "ExecutorBusy", "ExecutorNotFound", "ExecutorOffline", "FileInfo", "Forbidden",
+    "HardwareItem", "Image", "ImageNotAllowed", "InternalError", "MegamindClientError", "MethodNotAllowed",
+    "NotFound", "PayloadTooLarge", "RateLimited", "RequestTimeout", "Results", "ResultsNotFound",
+    "RouteNotFound", "Task", "TaskLogs", "TaskNotFound", "TaskState", "TransportError", "Unauthorized",
+    "Unavailable", "UnsafeArchive", "UnsupportedMediaType", "ValidationFailed", "WaitTimeout",
 ]

@@ -4,29 +4,31 @@
         free = await api.hw_list()
         taskid = await api.add_task("megamind.network/helloworld:latest", free[0].hwid)
         task = await api.wait_task(taskid)
-        print(task.state.name, (await api.task_logs(taskid)).text)
+        async for line in api.follow_logs(taskid):
+            print(line)
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 
+from megamind.client import archive
 from megamind.client.config import load_settings
-from megamind.client.errors import (
-    MegamindClientError,
-    RateLimited,
-    TransportError,
-    error_for,
-)
-from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs
+from megamind.client.errors import MegamindClientError, RateLimited, TransportError
+from megamind.client.follow import FOLLOW_IDLE_S, follow, split_lines, tail_of
+from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
+from megamind.client.transport import Transport
 from megamind.states import TaskState
 
 T = TypeVar("T")
@@ -34,8 +36,8 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
 # What --wait waits for: the task got going, or it will not.
 SETTLED = frozenset({TaskState.RUNNING, TaskState.STOPPED, TaskState.ERROR})
-# After a task ends, its last lines may still be on their way from the agent.
-FINAL_LOGS_GRACE_S = 2.0
+DEFAULT_STREAM = "stdout"  # the logs call's streams: stdout, stderr
+_CHUNK_BYTES = 256 * 1024
 
 
 class WaitTimeout(MegamindClientError):
@@ -45,29 +47,6 @@ class WaitTimeout(MegamindClientError):
         super().__init__(f"task {task.taskid} is still {task.state_name} after {timeout:g} s")
         self.task = task
         self.timeout = timeout
-
-
-def normalize_api_url(url: str) -> str:
-    """The base URL without a trailing slash or ``/api``: ``http://host:8080``."""
-    url = url.strip().rstrip("/")
-    if url.endswith("/api"):
-        url = url[: -len("/api")]
-    if "://" not in url:
-        url = "http://" + url
-    return url
-
-
-def new_lines(previous: list[str], current: list[str]) -> list[str]:
-    """The lines of ``current`` that follow on from ``previous``.
-
-    Both are windows on the end of one stream: the longest end of ``previous`` that
-    begins ``current`` is what both have seen.  A stream that repeats identical lines
-    can hide some repeats; more lines than a window between two looks are lost.
-    """
-    for overlap in range(min(len(previous), len(current)), 0, -1):
-        if previous[len(previous) - overlap:] == current[:overlap]:
-            return current[overlap:]
-    return list(current)
 
 
 class AsyncClient:
@@ -89,11 +68,11 @@ class AsyncClient:
             settings = load_settings()
             api_url = api_url if api_url is not None else settings.api_url
             api_key = api_key if api_key is not None else settings.api_key
-        self.api_url = normalize_api_url(api_url)
-        self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._owns_session = session is None
+        self._http = Transport(api_url, api_key, timeout, session)
+
+    @property
+    def api_url(self) -> str:
+        return self._http.api_url
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -102,9 +81,7 @@ class AsyncClient:
         await self.close()
 
     async def close(self) -> None:
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        await self._http.close()
 
     def __repr__(self) -> str:
         return f"AsyncClient({self.api_url!r})"
@@ -113,60 +90,159 @@ class AsyncClient:
 
     async def hw_list(self) -> list[HardwareItem]:
         """gethwlist: the executors that are online and free."""
-        data = await self._call("GET", "/api/v1/gethwlist")
-        return self._decode(data, lambda d: [HardwareItem.from_json(i) for i in d])
+        data = await self._http.call("GET", "/api/v1/gethwlist")
+        return _decode(data, lambda d: [HardwareItem.from_json(i) for i in d])
 
-    async def add_task(self, image: str, hwid: str, params: str = "") -> str:
-        """addtask: start ``image`` on executor ``hwid``; returns the new task's id."""
-        body = {"image": image, "params": params, "hwid": hwid}
-        return self._decode(await self._call("POST", "/api/v1/addtask", body), lambda d: str(d["taskid"]))
+    async def add_task(self, image: str, hwid: str, params: str = "", *,
+                       inputs: Iterable[str | FileInfo] = ()) -> str:
+        """addtask: start ``image`` on executor ``hwid``; returns the new task's id.
+
+        ``inputs``: uploaded files (their ids, or what ``upload_file`` returned), each put
+        at /megamind/input/<name> before the task starts.
+        """
+        body: dict[str, Any] = {"image": image, "params": params, "hwid": hwid}
+        file_ids = [i.file_id if isinstance(i, FileInfo) else str(i) for i in inputs]
+        if file_ids:  # without inputs, exactly the contract's body
+            body["inputs"] = file_ids
+        return _decode(await self._http.call("POST", "/api/v1/addtask", body), lambda d: str(d["taskid"]))
 
     async def delete_task(self, taskid: str) -> None:
         """deltask: stop the task and destroy its container."""
-        await self._call("DELETE", f"/api/v1/deltask/{_segment(taskid)}")
+        await self._http.call("DELETE", f"/api/v1/deltask/{_segment(taskid)}")
 
     async def task_list(self) -> list[Task]:
         """gettasklist: the account's tasks, finished ones included."""
-        data = await self._call("GET", "/api/v1/gettasklist")
-        return self._decode(data, lambda d: [Task.from_json(i) for i in d])
+        data = await self._http.call("GET", "/api/v1/gettasklist")
+        return _decode(data, lambda d: [Task.from_json(i) for i in d])
 
     async def restart_task(self, taskid: str) -> None:
         """restarttask: restart the task's container (a finished task starts again)."""
-        await self._call("POST", f"/api/v1/restarttask/{_segment(taskid)}")
+        await self._http.call("POST", f"/api/v1/restarttask/{_segment(taskid)}")
 
     async def task_logs(self, taskid: str) -> TaskLogs:
         """gettasklogs: the last 20 lines of the task's stdout, decoded."""
-        data = await self._call("GET", f"/api/v1/gettasklogs/{_segment(taskid)}")
-        return self._decode(data, TaskLogs.from_json)
+        data = await self._http.call("GET", f"/api/v1/gettasklogs/{_segment(taskid)}")
+        return _decode(data, TaskLogs.from_json)
 
     # --- extensions ---------------------------------------------------------------------
 
     async def task(self, taskid: str) -> Task:
-        """One task, with its executor, its pending command and its timestamps."""
-        return self._decode(await self._call("GET", f"/api/v1/task/{_segment(taskid)}"), Task.from_json)
+        """One task, with its executor, its pending command, progress, results and times."""
+        return _decode(await self._http.call("GET", f"/api/v1/task/{_segment(taskid)}"), Task.from_json)
 
     async def executors(self) -> list[Executor]:
         """The caller's own executors (as an owner), online or not, free or busy."""
-        data = await self._call("GET", "/api/v1/executors")
-        return self._decode(data, lambda d: [Executor.from_json(i) for i in d])
+        data = await self._http.call("GET", "/api/v1/executors")
+        return _decode(data, lambda d: [Executor.from_json(i) for i in d])
 
     async def images(self) -> list[Image]:
         """Every name:tag of the platform's registry, as ``megamind.network/...`` references."""
-        data = await self._call("GET", "/api/v1/images")
-        return self._decode(data, lambda d: [Image.from_json(i) for i in d])
+        data = await self._http.call("GET", "/api/v1/images")
+        return _decode(data, lambda d: [Image.from_json(i) for i in d])
 
     async def openapi(self) -> dict[str, Any]:
         """The API's OpenAPI document."""
-        return await self._call("GET", "/api/openapi.json")
+        return await self._http.call("GET", "/api/openapi.json")
 
-    # --- waiting and following ----------------------------------------------------------
+    # --- output and input ---------------------------------------------------------------
+
+    async def logs(self, taskid: str, stream: str = DEFAULT_STREAM, tail: int | None = None) -> list[str]:
+        """The lines the task wrote to ``stream`` (stdout or stderr) that the platform keeps,
+        oldest first; the last ``tail`` of them when given."""
+        params = {"stream": stream}
+        if tail is not None:
+            params["tail"] = str(tail)
+        async with self._http.open("GET", _logs_path(taskid), accept="text/plain", params=params) as resp:
+            return split_lines(await _body(resp))
+
+    async def follow_logs(self, taskid: str, stream: str = DEFAULT_STREAM,
+                          tail: int | None = None) -> AsyncIterator[str]:
+        """Every line the platform keeps of ``stream`` (or its last ``tail``), then each new
+        line as the task writes it; ends once the task has ended and its last line came.
+
+        A dropped connection is opened again, and the lines go on exactly where they
+        stopped: none lost, none twice.
+        """
+        if tail is not None and tail < 0:
+            raise ValueError("tail must be 0 or more")
+        position = None
+        if tail is not None:
+            # Where the follow starts must be a count of lines from the log's start, so
+            # that a reconnection can pass over exactly what came before: count them.
+            first, position = tail_of(await self.logs(taskid, stream), tail)
+            for line in first:
+                yield line
+        params = {"stream": stream, "follow": "1"}
+
+        def open_log():
+            return self._http.open("GET", _logs_path(taskid), accept="text/plain", params=params,
+                                   idle_timeout=FOLLOW_IDLE_S)
+
+        async def ended() -> bool:
+            return (await _patiently(self.task, taskid)).finished
+        async for line in follow(open_log, ended, position):
+            yield line
+
+    async def results(self, taskid: str) -> bytes:
+        """The task's results: a tar.gz of what it wrote under /megamind/output/.
+
+        Raises ResultsNotFound until the task has ended with results.
+        """
+        async with self._http.open("GET", _results_path(taskid), accept="application/gzip") as resp:
+            return await _body(resp)
+
+    async def download_results(self, taskid: str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Unpack the task's results into ``directory`` (made when missing); the files' paths.
+
+        Raises UnsafeArchive, unpacking nothing, when a member would land outside it.
+        """
+        directory = Path(directory)
+        async with self._http.open("GET", _results_path(taskid), accept="application/gzip") as resp:
+            # Made once there are results; the spool on the folder's own file system,
+            # gone once closed whatever happens.
+            await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory) as spool:
+                try:
+                    async for chunk in resp.content.iter_chunked(_CHUNK_BYTES):
+                        spool.write(chunk)
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    raise TransportError(f"the results of task {taskid} stopped coming: {exc}") from None
+                spool.seek(0)
+                return await asyncio.to_thread(archive.unpack, spool, directory)
+
+    async def upload_file(self, source: str | os.PathLike[str] | bytes, name: str | None = None) -> FileInfo:
+        """Upload a file (a path, or the bytes themselves) for tasks' inputs.
+
+        ``name`` is where tasks will find it, /megamind/input/<name>: the file's own name
+        by default; bytes need one.
+        """
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if not name:
+                raise ValueError("uploading bytes needs a name")
+            return await self._upload(io.BytesIO(source), name)  # read as it is sent, as a file is
+        path = Path(source)
+        with path.open("rb") as body:
+            return await self._upload(body, name or path.name)
+
+    async def _upload(self, body: Any, name: str) -> FileInfo:
+        async with self._http.open("POST", "/api/v1/files", accept="application/json", params={"name": name},
+                                   data=body, headers={"Content-Type": "application/octet-stream"}) as resp:
+            raw = await _body(resp)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise TransportError(f"the API answered an upload with something that is not JSON: {raw[:200]!r}") from None
+        return _decode(data, FileInfo.from_json)
+
+    # --- waiting ------------------------------------------------------------------------
 
     async def watch_task(self, taskid: str, interval: float = 0.5) -> AsyncIterator[Task]:
-        """Yield the task now, and again each time its state, error or executor changes."""
+        """Yield the task now, and again each time its state, error, executor or progress changes."""
         last: tuple | None = None
         while True:
-            task = await self._patiently(self.task, taskid)
-            seen = (task.state, task.error_msg, task.executor_online, task.pending_command, task.phase)
+            task = await _patiently(self.task, taskid)
+            seen = (task.state, task.error_msg, task.executor_online, task.pending_command, task.phase,
+                    task.progress)
             if seen != last:
                 last = seen
                 yield task
@@ -184,89 +260,38 @@ class AsyncClient:
         Raises WaitTimeout after ``timeout`` seconds; the task itself goes on.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        task = await self._patiently(self.task, taskid)
+        task = await _patiently(self.task, taskid)
         while task.state not in until:
             if deadline is not None and time.monotonic() >= deadline:
                 raise WaitTimeout(task, timeout)
             await asyncio.sleep(interval)
-            task = await self._patiently(self.task, taskid)
+            task = await _patiently(self.task, taskid)
         return task
 
-    async def follow_logs(
-        self, taskid: str, interval: float = 0.5, grace: float = FINAL_LOGS_GRACE_S
-    ) -> AsyncIterator[str]:
-        """Yield the task's last lines, then each new line, until the task has ended.
 
-        After the task is seen stopped or in error, lines are still read for ``grace``
-        seconds: the last ones may arrive just after the state.
-        """
-        seen: list[str] = []
-        ended_at: float | None = None
-        while True:
-            lines = (await self._patiently(self.task_logs, taskid)).lines
-            for line in new_lines(seen, lines):
-                yield line
-            seen = lines
-            if ended_at is None:
-                if (await self._patiently(self.task, taskid)).finished:
-                    ended_at = time.monotonic()
-            elif time.monotonic() - ended_at >= grace:
-                return
-            await asyncio.sleep(interval)
-
-    @staticmethod
-    async def _patiently(call: Callable[[str], Awaitable[T]], taskid: str) -> T:
-        """One look of a polling loop: past the rate limit, wait as told and look again."""
-        while True:
-            try:
-                return await call(taskid)
-            except RateLimited as exc:
-                await asyncio.sleep(exc.retry_after or 1.0)
-
-    # --- HTTP ---------------------------------------------------------------------------
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._owns_session = True
-        return self._session
-
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["api-key"] = self._api_key
-        url = self.api_url + path
+async def _patiently(call: Callable[[str], Awaitable[T]], taskid: str) -> T:
+    """One look of a polling loop: past the rate limit, wait as told and look again."""
+    while True:
         try:
-            async with self._http().request(method, url, json=body, headers=headers) as resp:
-                raw = await resp.read()
-                status, retry_after = resp.status, resp.headers.get("Retry-After")
-        except asyncio.TimeoutError:
-            raise TransportError(
-                f"the Megamind API at {self.api_url} did not answer {method} {path} in time"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"cannot reach the Megamind API at {self.api_url}: {_reason(exc)}") from None
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise TransportError(
-                f"{method} {url} answered HTTP {status} that is not JSON: {raw[:200]!r}"
-                " (is this the Megamind API?)"
-            ) from None
-        if 200 <= status < 300:
-            return data
-        if isinstance(data, dict) and isinstance(data.get("code"), int) and isinstance(data.get("message"), str):
-            raise error_for(data["code"], data["message"], status, _seconds(retry_after))
-        raise TransportError(f"{method} {url} answered HTTP {status} with an unexpected body: {raw[:200]!r}")
+            return await call(taskid)
+        except RateLimited as exc:
+            await asyncio.sleep(exc.retry_after or 1.0)
 
-    @staticmethod
-    def _decode(data: Any, build: Callable[[Any], T]) -> T:
-        try:
-            return build(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise TransportError(
-                f"the API answered an unexpected shape ({type(exc).__name__}: {exc})"
-            ) from None
+
+async def _body(resp: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise TransportError(f"the answer to {resp.method} {resp.url.path} stopped coming: {exc}") from None
+
+
+def _decode(data: Any, build: Callable[[Any], T]) -> T:
+    try:
+        return build(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise TransportError(
+            f"the API answered an unexpected shape ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _segment(value: str) -> str:
@@ -274,14 +299,9 @@ def _segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _logs_path(taskid: str) -> str:
+    return f"/api/v1/task/{_segment(taskid)}/logs"
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
-        return os.strerror(exc.os_error.errno)
-    return str(exc) or type(exc).__name__
+def _results_path(taskid: str) -> str:
+    return f"/api/v1/task/{_segment(taskid)}/results"

@@ -23,6 +23,11 @@ class TransportError(MegamindClientError):
     """The API could not be reached, or what answered was not the Megamind API."""
 
 
+class UnsafeArchive(MegamindClientError):
+    """A results archive holds a member that would land outside the folder it is unpacked into
+    (an absolute path, ``..``, a link leading out, a device); nothing of it was unpacked."""
+
+
 class ApiError(MegamindClientError):
     """The API answered ``{"code", "message"}`` with an error status."""
 
@@ -75,6 +80,7 @@ class Unavailable(ApiError): pass
 class ImageNotAllowed(ValidationFailed): pass
 class AccountNotFound(NotFound): pass
 class RequestTimeout(ApiError): pass
+class ResultsNotFound(NotFound): pass  # the task has no results (yet)
 
 
 _BY_NAME: dict[str, type[ApiError]] = {
@@ -96,6 +102,7 @@ _BY_NAME: dict[str, type[ApiError]] = {
     "IMAGE_NOT_ALLOWED": ImageNotAllowed,
     "ACCOUNT_NOT_FOUND": AccountNotFound,
     "REQUEST_TIMEOUT": RequestTimeout,
+    "RESULTS_NOT_FOUND": ResultsNotFound,
 }
 
 ERROR_CLASSES: dict[int, type[ApiError]] = {

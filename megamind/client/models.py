@@ -10,7 +10,8 @@ from typing import Any
 from megamind.client.errors import TransportError
 from megamind.states import TaskState
 
-__all__ = ["Executor", "HardwareItem", "Image", "Task", "TaskLogs", "TaskState", "state_name"]
+__all__ = ["Executor", "FileInfo", "HardwareItem", "Image", "Results", "Task", "TaskLogs", "TaskState",
+           "state_name"]
 
 
 def state_name(state: TaskState) -> str:
@@ -63,6 +64,22 @@ class HardwareItem:
 
 
 @dataclass(frozen=True)
+class Results:
+    """What a task left under /megamind/output/, as the task detail describes it."""
+
+    size: int  # bytes of the tar.gz
+    truncated: int  # files left out: with them the results would have passed the platform's bound
+    created_at: float
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Results":
+        return cls(size=int(data["size"]), truncated=int(data["truncated"]), created_at=float(data["created_at"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Task:
     """A task, as ``gettasklist`` lists it; ``GET /api/v1/task/<id>`` fills in the rest."""
 
@@ -77,6 +94,8 @@ class Task:
     executor_online: bool | None = None
     pending_command: str | None = None
     phase: str | None = None
+    progress: float | None = None  # 0-100, from the task's last MEGAMIND_PROGRESS=<n> line
+    results: Results | None = None  # None until the task has left results
     created_at: float | None = None
     updated_at: float | None = None
 
@@ -93,6 +112,8 @@ class Task:
             executor_online=data.get("executor_online"),
             pending_command=data.get("pending_command"),
             phase=data.get("phase"),
+            progress=None if data.get("progress") is None else float(data["progress"]),
+            results=None if data.get("results") is None else Results.from_json(data["results"]),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
         )
@@ -117,10 +138,29 @@ class Task:
             "state_name": self.state_name,
             "error_msg": self.error_msg,
         }
-        for name in ("hwid", "executor_online", "pending_command", "phase", "created_at", "updated_at"):
+        for name in ("hwid", "executor_online", "pending_command", "phase", "progress", "created_at",
+                     "updated_at"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
+        if self.results is not None:
+            data["results"] = self.results.to_json()
         return data
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A file uploaded for tasks' inputs (``POST /api/v1/files``): addtask takes its ``file_id``."""
+
+    file_id: str
+    name: str  # where a task finds it: /megamind/input/<name>
+    size: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FileInfo":
+        return cls(file_id=str(data["file_id"]), name=str(data["name"]), size=int(data["size"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

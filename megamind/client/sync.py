@@ -5,6 +5,7 @@
         taskid = api.add_task("megamind.network/helloworld:latest", free[0].hwid)
         for line in api.follow_logs(taskid):
             print(line)
+        api.download_results(taskid, "results")
 
 It runs an AsyncClient on an event loop of its own, in a thread of its own, so it works
 the same where a loop is already running (Jupyter) and where none is.
@@ -14,17 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import os
 import weakref
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterator
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
-from megamind.client.aio import (
-    DEFAULT_TIMEOUT_S,
-    FINAL_LOGS_GRACE_S,
-    SETTLED,
-    AsyncClient,
-)
-from megamind.client.models import Executor, HardwareItem, Image, Task, TaskLogs
+from megamind.client.aio import DEFAULT_STREAM, DEFAULT_TIMEOUT_S, SETTLED, AsyncClient
+from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
 from megamind.states import TaskState
 
 T = TypeVar("T")
@@ -120,8 +118,9 @@ class Client:
     def hw_list(self) -> list[HardwareItem]:
         return self._run(self._async.hw_list())
 
-    def add_task(self, image: str, hwid: str, params: str = "") -> str:
-        return self._run(self._async.add_task(image, hwid, params))
+    def add_task(self, image: str, hwid: str, params: str = "", *,
+                 inputs: Iterable[str | FileInfo] = ()) -> str:
+        return self._run(self._async.add_task(image, hwid, params, inputs=inputs))
 
     def delete_task(self, taskid: str) -> None:
         self._run(self._async.delete_task(taskid))
@@ -148,14 +147,26 @@ class Client:
     def openapi(self) -> dict[str, Any]:
         return self._run(self._async.openapi())
 
-    # waiting and following
+    # output and input
+    def logs(self, taskid: str, stream: str = DEFAULT_STREAM, tail: int | None = None) -> list[str]:
+        return self._run(self._async.logs(taskid, stream, tail))
+
+    def follow_logs(self, taskid: str, stream: str = DEFAULT_STREAM, tail: int | None = None) -> Iterator[str]:
+        return self._iterate(self._async.follow_logs(taskid, stream, tail))
+
+    def results(self, taskid: str) -> bytes:
+        return self._run(self._async.results(taskid))
+
+    def download_results(self, taskid: str, directory: str | os.PathLike[str]) -> list[Path]:
+        return self._run(self._async.download_results(taskid, directory))
+
+    def upload_file(self, source: str | os.PathLike[str] | bytes, name: str | None = None) -> FileInfo:
+        return self._run(self._async.upload_file(source, name))
+
+    # waiting
     def watch_task(self, taskid: str, interval: float = 0.5) -> Iterator[Task]:
         return self._iterate(self._async.watch_task(taskid, interval))
 
     def wait_task(self, taskid: str, until: Collection[TaskState] = SETTLED,
                   timeout: float | None = None, interval: float = 0.5) -> Task:
         return self._run(self._async.wait_task(taskid, until, timeout, interval))
-
-    def follow_logs(self, taskid: str, interval: float = 0.5,
-                    grace: float = FINAL_LOGS_GRACE_S) -> Iterator[str]:
-        return self._iterate(self._async.follow_logs(taskid, interval, grace))

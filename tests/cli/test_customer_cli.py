@@ -1,24 +1,31 @@
-"""The customer commands' parsing, help, configuration and failures, with CliRunner.
-
-What they do against a real server and agent is in tests/e2e/test_cli.py.
+"""The customer commands with CliRunner: parsing, help, configuration and failures, and
+the output and input commands against the real application and a fake agent
+(tests/client/live.py).  The whole platform as a new user meets it is in tests/e2e/test_cli.py.
 """
 
 import json
 import stat
+import threading
 import time
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from megamind.cli import customer, render
+from megamind.cli import render
+from megamind.cli.customer import hardware, session, tasks
 from megamind.cli.main import COMMANDS, cli
-from megamind.client import HardwareItem, Task, TaskState
+from megamind.client import Client, HardwareItem, Results, Task, TaskState
+from megamind.protocol import Stream
+from tests.client.live import IMAGE, agent, live, new_agent, targz
 
-CUSTOMER_COMMANDS = [name for name, target in COMMANDS.items() if target.startswith("megamind.cli.customer:")]
+__all__ = ["agent", "live", "new_agent"]  # fixtures
+
+CUSTOMER_COMMANDS = [name for name, target in COMMANDS.items() if target.startswith("megamind.cli.customer.")]
 API_COMMANDS = [
-    ["hw"], ["run", "helloworld", "--hwid", "h"], ["ps"], ["inspect", "t"], ["logs", "t"], ["logs", "-f", "t"],
-    ["restart", "t"], ["rm", "t"], ["executors"], ["images"],
+    ["hw"], ["run", "helloworld", "--hwid", "h"], ["run", "helloworld", "--hwid", "h", "--input", __file__],
+    ["ps"], ["inspect", "t"], ["logs", "t"], ["logs", "-f", "t"], ["logs", "--stderr", "--all", "t"],
+    ["results", "t"], ["upload", __file__], ["restart", "t"], ["rm", "t"], ["executors"], ["images"],
 ]
 
 
@@ -72,12 +79,19 @@ def test_every_command_explains_every_option(invoke, name):
     (["ps", "--state", "sleeping"], "Invalid value for '--state'"),
     (["rm"], "Missing argument 'TASKID...'"),
     (["logs"], "Missing argument 'TASKID'"),
+    (["logs", "t", "--tail", "3", "--all"], "--tail and --all exclude each other"),
+    (["logs", "t", "--tail", "-1"], "Invalid value for '--tail'"),
+    (["results"], "Missing argument 'TASKID'"),
+    (["upload", "/no/such/file"], "'/no/such/file' does not exist"),
+    (["upload", "/"], "is a directory"),
+    (["run", "x", "--hwid", "h", "--input", "/no/such/file"], "'/no/such/file' does not exist"),
+    (["run", "x", "--hwid", "h", "--input", __file__, "--input", __file__], "two inputs would both be"),
     (["run", "x", "--hwid", "h", "--interval", "0"], "Invalid value for '--interval'"),
     (["nosuchcommand"], "No such command 'nosuchcommand'"),
 ])
 def test_usage_errors_exit_2(invoke, args, message):
     result = invoke(args)
-    assert result.exit_code == customer.EXIT_USAGE == 2
+    assert result.exit_code == session.EXIT_USAGE == 2
     assert message in result.stderr
     assert result.stdout == ""
 
@@ -88,7 +102,7 @@ def test_usage_errors_exit_2(invoke, args, message):
 @pytest.mark.parametrize("args", API_COMMANDS)
 def test_without_an_api_key_every_call_says_how_to_log_in(invoke, args):
     result = invoke(args)
-    assert result.exit_code == customer.EXIT_NOT_LOGGED_IN == 3
+    assert result.exit_code == session.EXIT_NOT_LOGGED_IN == 3
     assert result.stderr == "error: no api-key: run `megamind login`, or set MEGAMIND_API_KEY\n"
     assert result.stdout == ""
 
@@ -104,7 +118,7 @@ def test_a_broken_login_file_says_so(invoke, config_file):
 @pytest.mark.parametrize("args", API_COMMANDS)
 def test_an_unreachable_api_exits_4_naming_where_it_looked(invoke, args):
     result = invoke(args, env={"MEGAMIND_API_URL": "http://127.0.0.1:9", "MEGAMIND_API_KEY": "mk_k"})
-    assert result.exit_code == customer.EXIT_UNREACHABLE == 4
+    assert result.exit_code == session.EXIT_UNREACHABLE == 4
     assert result.stderr.startswith("error: cannot reach the Megamind API at http://127.0.0.1:9: Connection refused")
     assert "MEGAMIND_API_URL" in result.stderr
     assert result.stdout == ""
@@ -180,7 +194,7 @@ def test_logout(invoke, config_file):
     ("localhost/x", "localhost/x"),
 ])
 def test_short_image_names(given, sent):
-    assert customer.full_image(given) == sent
+    assert tasks.full_image(given) == sent
 
 
 def hw(hwid, gpus=(), cpus=("c",), ram=1000, network="100mbit", rating=1.0, cost=1.0):
@@ -194,22 +208,22 @@ def test_hardware_filters_and_sorting():
         hw("c", gpus=["A100"], cpus=["x", "x"], ram=64000, rating=9.0, cost=3.0, network="10mbit"),
     ]
     ids = lambda found: [h.hwid for h in found]  # noqa: E731
-    assert ids(customer.filter_hardware(items)) == ["b", "a", "c"]  # cheapest first
-    assert ids(customer.filter_hardware(items, gpu=True)) == ["a", "c"]
-    assert ids(customer.filter_hardware(items, gpu_model="1060")) == ["a"]
-    assert ids(customer.filter_hardware(items, min_gpus=2)) == ["a"]
-    assert ids(customer.filter_hardware(items, min_cpus=2)) == ["c"]
-    assert ids(customer.filter_hardware(items, min_ram=16000, max_cost=1.0)) == ["a"]
-    assert ids(customer.filter_hardware(items, min_rating=4)) == ["a", "c"]
-    assert ids(customer.filter_hardware(items, sort="rating", reverse=True)) == ["c", "a", "b"]
-    assert ids(customer.filter_hardware(items, sort="network")) == ["c", "a", "b"]
-    assert ids(customer.filter_hardware(items, sort="gpus")) == ["b", "c", "a"]
+    assert ids(hardware.filter_hardware(items)) == ["b", "a", "c"]  # cheapest first
+    assert ids(hardware.filter_hardware(items, gpu=True)) == ["a", "c"]
+    assert ids(hardware.filter_hardware(items, gpu_model="1060")) == ["a"]
+    assert ids(hardware.filter_hardware(items, min_gpus=2)) == ["a"]
+    assert ids(hardware.filter_hardware(items, min_cpus=2)) == ["c"]
+    assert ids(hardware.filter_hardware(items, min_ram=16000, max_cost=1.0)) == ["a"]
+    assert ids(hardware.filter_hardware(items, min_rating=4)) == ["a", "c"]
+    assert ids(hardware.filter_hardware(items, sort="rating", reverse=True)) == ["c", "a", "b"]
+    assert ids(hardware.filter_hardware(items, sort="network")) == ["c", "a", "b"]
+    assert ids(hardware.filter_hardware(items, sort="gpus")) == ["b", "c", "a"]
 
 
 @pytest.mark.parametrize("text, mbit", [("100mbit", 100), ("1gbit", 1000), ("13625mbit", 13625),
                                         ("500kbit", 0.5), ("unknown", 0), ("", 0)])
 def test_network_speeds(text, mbit):
-    assert customer.network_mbit(text) == pytest.approx(mbit)
+    assert hardware.network_mbit(text) == pytest.approx(mbit)
 
 
 def task(state, **extra):
@@ -217,18 +231,20 @@ def task(state, **extra):
 
 
 def test_states_are_described_for_people():
-    assert customer.describe_state(task(TaskState.SETUP, executor_online=True)) == (
+    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True)) == (
         "setup: accepted, waiting for the executor")
-    assert customer.describe_state(task(TaskState.SETUP, executor_online=True, phase="pulling")) == (
+    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True, phase="pulling")) == (
         "setup: pulling the image")
-    assert customer.describe_state(task(TaskState.SETUP, executor_online=True, phase="starting")) == (
+    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True, phase="starting")) == (
         "setup: starting the container")
-    assert customer.describe_state(task(TaskState.SETUP, executor_online=False)) == (
+    assert tasks.describe_state(task(TaskState.SETUP, executor_online=False)) == (
         "setup: waiting for the executor to come back")
-    assert customer.describe_state(task(TaskState.RUNNING)) == "running"
-    assert customer.describe_state(task(TaskState.STOPPED)) == "stopped: exited with code 0"
-    assert customer.describe_state(task(TaskState.ERROR, error_msg="exited with code 3")) == "error: exited with code 3"
-    assert customer.describe_state(task(TaskState.UNKNOWN)) == "unknown: the executor is unreachable"
+    assert tasks.describe_state(task(TaskState.RUNNING)) == "running"
+    assert tasks.describe_state(task(TaskState.RUNNING, progress=42.0)) == "running (42%)"
+    assert tasks.describe_state(task(TaskState.RUNNING, progress=7.5)) == "running (7.5%)"
+    assert tasks.describe_state(task(TaskState.STOPPED)) == "stopped: exited with code 0"
+    assert tasks.describe_state(task(TaskState.ERROR, error_msg="exited with code 3")) == "error: exited with code 3"
+    assert tasks.describe_state(task(TaskState.UNKNOWN)) == "unknown: the executor is unreachable"
 
 
 def test_tables_and_short_forms():
@@ -243,3 +259,158 @@ def test_tables_and_short_forms():
     assert render.ago(None) == "never"
     assert render.ago(now - 5, now) == "5s ago" and render.ago(now - 7200, now) == "2h ago"
     assert render.fields([("a", 1), ("long", "x")]) == "a     1\nlong  x"
+    assert [render.size(n) for n in (0, 1023, 1536, 5 * 1024 ** 2, 3 * 1024 ** 3)] == [
+        "0 B", "1023 B", "1.5 KB", "5.0 MB", "3.0 GB"]
+    assert render.percent(100.0) == "100%"
+
+
+def test_results_are_described_for_people():
+    now = time.time()
+    assert tasks.describe_results(task(TaskState.RUNNING)) == "none yet"
+    assert tasks.describe_results(task(TaskState.STOPPED)) == "none"
+    done = task(TaskState.STOPPED, results=Results(2048, 0, now - 60))
+    assert tasks.describe_results(done) == "2.0 KB, collected 1m ago (`megamind results t`)"
+    cut = task(TaskState.ERROR, results=Results(2048, 3, now))
+    assert "3 files left out" in tasks.describe_results(cut)
+
+
+# --- against the real application and a fake agent ----------------------------------------
+
+
+@pytest.fixture
+def api_env(live):
+    return {"MEGAMIND_API_URL": live.url, "MEGAMIND_API_KEY": live.new_key("customer")}
+
+
+@pytest.fixture
+def running(api_env, agent):
+    """A task the fake agent runs, and a client on the customer's account."""
+    with Client(api_env["MEGAMIND_API_URL"], api_env["MEGAMIND_API_KEY"]) as api:
+        taskid = api.add_task(IMAGE, agent.hwid)
+        agent.start(taskid)
+        api.wait_task(taskid, timeout=5, interval=0.02)
+        yield taskid, api
+
+
+def wait_logged(api: Client, taskid: str, stream: str = "stdout") -> None:
+    deadline = time.monotonic() + 5
+    while not api.logs(taskid, stream, tail=1):
+        assert time.monotonic() < deadline, "no line arrived"
+        time.sleep(0.02)
+
+
+def test_logs_tail_all_stderr_and_json(invoke, api_env, agent, running):
+    taskid, api = running
+    lines = [f"out {i}" for i in range(30)]
+    agent.logs(taskid, lines)
+    agent.logs(taskid, ["err 1", "err 2"], Stream.STDERR)
+    wait_logged(api, taskid)
+    wait_logged(api, taskid, "stderr")
+    assert invoke(["logs", taskid], env=api_env).stdout == "".join(f"{line}\n" for line in lines[-20:])
+    assert invoke(["logs", taskid, "--tail", "3"], env=api_env).stdout == "out 27\nout 28\nout 29\n"
+    assert invoke(["logs", taskid, "--all"], env=api_env).stdout == "".join(f"{line}\n" for line in lines)
+    assert invoke(["logs", taskid, "--stderr"], env=api_env).stdout == "err 1\nerr 2\n"
+    result = invoke(["logs", taskid, "--stderr", "--tail", "1", "--json"], env=api_env)
+    assert json.loads(result.stdout) == {"taskid": taskid, "stream": "stderr", "lines": ["err 2"]}
+
+
+def later(*steps) -> threading.Thread:
+    """The agent's part, in a thread, while the command runs in the test's."""
+    def run():
+        time.sleep(0.3)
+        for step in steps:
+            step()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("options, first", [([], 20), (["--all"], 30), (["--tail", "0"], 0)])
+def test_logs_follow_prints_every_line_until_the_task_ends(invoke, api_env, agent, running, options, first):
+    taskid, api = running
+    old = [f"old {i}" for i in range(30)]
+    agent.logs(taskid, old)
+    wait_logged(api, taskid)
+    new = [f"new {i}" for i in range(2000)]
+    writer = later(*(lambda b=b: agent.logs(taskid, new[b:b + 250]) for b in range(0, 2000, 250)),
+                   lambda: agent.state(taskid, TaskState.STOPPED))
+    result = invoke(["logs", "-f", taskid, *options], env=api_env)
+    writer.join()
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == old[len(old) - first:] + new
+    assert result.stderr == f"task {taskid} ended: stopped: exited with code 0\n"
+
+
+def test_logs_follow_json_and_stderr(invoke, api_env, agent, running):
+    taskid, _ = running
+    writer = later(lambda: agent.logs(taskid, ["oops"], Stream.STDERR),
+                   lambda: agent.state(taskid, TaskState.ERROR, "exited with code 2"))
+    result = invoke(["logs", "-f", "--stderr", "--json", taskid], env=api_env)
+    writer.join()
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"taskid": taskid, "stream": "stderr", "line": "oops"}]
+    assert "ended: error: exited with code 2" in result.stderr
+
+
+def test_results_download_into_a_folder(invoke, api_env, agent, running, tmp_path, monkeypatch):
+    taskid, _ = running
+    result = invoke(["results", taskid], env=api_env)
+    assert result.exit_code == 1
+    assert "(results_not_found, code 19); results are collected when the task ends" in result.stderr
+    files = {"model.bin": bytes(range(256)) * 1000, "eval/score.txt": b"0.93\n"}
+    agent.put_results(taskid, targz(files))
+    agent.state(taskid, TaskState.STOPPED)
+    out = tmp_path / "chosen"
+    result = invoke(["results", taskid, "-o", str(out)], env=api_env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{out / 'model.bin'}\n{out / 'eval' / 'score.txt'}\n"
+    assert {name: (out / name).read_bytes() for name in files} == files
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["results", taskid, "--json"], env=api_env)
+    assert json.loads(result.stdout) == {"taskid": taskid, "directory": f"{taskid}-results",
+                                         "files": [f"{taskid}-results/model.bin", f"{taskid}-results/eval/score.txt"]}
+    assert (tmp_path / f"{taskid}-results" / "eval" / "score.txt").read_bytes() == b"0.93\n"
+    agent.put_results(taskid, targz({"../outside": b"x"}))
+    result = invoke(["results", taskid, "-o", str(tmp_path / "unsafe")], env=api_env)
+    assert result.exit_code == 1 and "'..'" in result.stderr and "nothing was unpacked" in result.stderr
+    assert not (tmp_path / "outside").exists()
+
+
+def test_upload_prints_the_file_id(invoke, api_env, tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"a,b\n")
+    result = invoke(["upload", str(path)], env=api_env)
+    assert result.exit_code == 0, result.output
+    file_id = result.stdout.strip()
+    result = invoke(["upload", str(path), "--name", "other.csv", "--json"], env=api_env)
+    info = json.loads(result.stdout)
+    assert (info["name"], info["size"]) == ("other.csv", 4) and info["file_id"] not in ("", file_id)
+
+
+def test_run_with_inputs_and_wait_shows_progress(invoke, api_env, agent, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "weights.bin").write_bytes(b"\0" * 5000)
+    (tmp_path / "params.json").write_bytes(b'{"epochs": 3}')
+    seen = {}
+
+    def agent_side():
+        command = agent.command()
+        seen["inputs"] = command.inputs
+        seen["bytes"] = [agent.get_file(i.file_id, command.taskid) for i in command.inputs]
+        agent.ack(command.id)
+        agent.logs(command.taskid, ["MEGAMIND_PROGRESS=42"])
+        time.sleep(0.3)  # the progress is stored before the state says running
+        agent.state(command.taskid, TaskState.RUNNING)
+    thread = threading.Thread(target=agent_side)
+    thread.start()
+    result = invoke(["run", "helloworld", "--hwid", agent.hwid, "--input", str(tmp_path / "a" / "weights.bin"),
+                     "--input", str(tmp_path / "params.json"), "--wait", "--interval", "0.05"], env=api_env)
+    thread.join()
+    assert result.exit_code == 0, result.output
+    taskid = result.stdout.strip()
+    assert [(i.name, i.size) for i in seen["inputs"]] == [("weights.bin", 5000), ("params.json", 13)]
+    assert seen["bytes"] == [b"\0" * 5000, b'{"epochs": 3}']
+    assert "uploaded" in result.stderr and "/megamind/input/weights.bin" in result.stderr
+    assert result.stderr.rstrip().endswith("] running (42%)")
+    shown = invoke(["inspect", taskid], env=api_env).stdout
+    assert "progress  42%" in shown and "results   none yet" in shown

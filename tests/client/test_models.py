@@ -8,18 +8,20 @@ from megamind.client import (
     ApiError,
     Conflict,
     ExecutorBusy,
+    FileInfo,
     HardwareItem,
     ImageNotAllowed,
     NotFound,
+    Results,
+    ResultsNotFound,
     Task,
     TaskLogs,
     TaskNotFound,
     TaskState,
     TransportError,
     ValidationFailed,
-    new_lines,
 )
-from megamind.client.aio import normalize_api_url
+from megamind.client.transport import normalize_api_url
 from megamind.client.errors import ERROR_CLASSES, error_for
 from megamind.errors import ERROR_TABLE, ErrorCode
 
@@ -46,6 +48,25 @@ def test_task_state_is_an_enum_with_names():
                               "pending_command": None, "created_at": 1.0, "updated_at": 2.0})
     assert (running.state, running.finished, running.hwid) == (TaskState.RUNNING, False, "h")
     assert running.to_json()["executor_online"] is True
+
+
+def test_progress_and_results_come_from_the_detail():
+    base = {"taskid": "t", "ip": "", "image": "i", "params": "", "state": 3, "error_msg": ""}
+    task = Task.from_json({**base, "progress": 42, "results": None})
+    assert (task.progress, task.results) == (42.0, None)
+    assert task.to_json()["progress"] == 42.0 and "results" not in task.to_json()
+    done = Task.from_json({**base, "state": 4, "progress": None,
+                           "results": {"size": 1234, "truncated": 2, "created_at": 1700000000.5}})
+    assert done.progress is None and done.results == Results(1234, 2, 1700000000.5)
+    assert done.to_json()["results"] == {"size": 1234, "truncated": 2, "created_at": 1700000000.5}
+    assert "progress" not in done.to_json()
+    assert Task.from_json(base).progress is None  # gettasklist does not say
+
+
+def test_file_info():
+    info = FileInfo.from_json({"file_id": "f_1", "name": "data.csv", "size": 10})
+    assert info == FileInfo("f_1", "data.csv", 10)
+    assert info.to_json() == {"file_id": "f_1", "name": "data.csv", "size": 10}
 
 
 def test_an_unknown_state_is_a_transport_error():
@@ -91,6 +112,8 @@ def test_errors_carry_code_message_status_and_fall_into_families():
     assert isinstance(error_for(16, "bad image", 422), ValidationFailed)
     assert isinstance(error_for(16, "bad image", 422), ImageNotAllowed)
     assert error_for(14, "slow down", 429, 2.0).retry_after == 2.0
+    exc = error_for(19, "task t has no results yet", 404)
+    assert isinstance(exc, ResultsNotFound) and isinstance(exc, NotFound) and exc.name == "results_not_found"
 
 
 def test_an_unknown_code_is_a_plain_api_error():
@@ -106,19 +129,6 @@ def test_the_error_classes_match_the_documented_statuses():
             assert issubclass(cls, NotFound), cls
         if status == 409:
             assert issubclass(cls, Conflict), cls
-
-
-@pytest.mark.parametrize("previous, current, expected", [
-    ([], ["a", "b"], ["a", "b"]),
-    (["a", "b"], ["a", "b"], []),
-    (["a", "b"], ["a", "b", "c"], ["c"]),
-    (["a", "b", "c"], ["b", "c", "d", "e"], ["d", "e"]),  # the window moved on
-    (["a", "b"], ["x", "y"], ["x", "y"]),  # nothing in common: all new (e.g. after a restart)
-    (["a", "b", "a", "b"], ["a", "b", "a", "b", "a", "b"], ["a", "b"]),
-    (["x"], [], []),
-])
-def test_new_lines(previous, current, expected):
-    assert new_lines(previous, current) == expected
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from megamind.client import Client, ExecutorBusy, TaskNotFound, TaskState, TransportError
+from megamind.client import Client, ExecutorBusy, ResultsNotFound, TaskNotFound, TaskState, TransportError
 
 IMAGE = "megamind.network/helloworld:latest"
 
@@ -22,7 +22,7 @@ def test_a_script_runs_a_task_start_to_end(live, key, agent):
         command = agent.command()
         agent.state(taskid, 3)
         agent.logs(taskid, ["hello", "world"])
-        agent.ack(command["id"])
+        agent.ack(command.id)
         task = api.wait_task(taskid, timeout=5, interval=0.05)
         assert task.state is TaskState.RUNNING and task.state.name == "RUNNING"
         assert [t.taskid for t in api.task_list()] == [taskid]
@@ -31,7 +31,13 @@ def test_a_script_runs_a_task_start_to_end(live, key, agent):
         assert (caught.value.code, caught.value.status) == (9, 409)
 
         agent.state(taskid, 4)
-        assert list(api.follow_logs(taskid, interval=0.05, grace=0.1)) == ["hello", "world"]
+        assert list(api.follow_logs(taskid)) == ["hello", "world"]
+        assert list(api.follow_logs(taskid, tail=1)) == ["world"]
+        assert api.logs(taskid, "stderr") == []
+        with pytest.raises(ResultsNotFound):
+            api.results(taskid)
+        info = api.upload_file(b"input", name="in.txt")
+        assert (info.name, info.size) == ("in.txt", 5)
         api.restart_task(taskid)
         assert api.task(taskid).state is TaskState.SETUP
         api.delete_task(taskid)
@@ -84,7 +90,7 @@ def test_leaving_a_follow_early_stops_it(live, key, agent):
         deadline = time.monotonic() + 3
         while not api.task_logs(taskid).lines and time.monotonic() < deadline:
             time.sleep(0.02)
-        stream = api.follow_logs(taskid, interval=0.05)
+        stream = api.follow_logs(taskid)
         assert next(stream) == "a"
         stream.close()  # the async generator is closed on the client's loop
         assert api.task(taskid).state is TaskState.RUNNING  # the client still works
@@ -116,3 +122,18 @@ def test_defaults_come_from_the_login_file(live, key, settings_env):
     with Client() as api:
         assert api.api_url == live.url
         assert api.task_list() == []
+
+
+def test_results_and_inputs_from_a_script(live, key, agent, tmp_path):
+    from .live import targz
+
+    (tmp_path / "in.txt").write_text("question\n")
+    with Client(live.url, key) as api:
+        info = api.upload_file(tmp_path / "in.txt")
+        taskid = api.add_task(IMAGE, agent.hwid, inputs=[info])
+        assert [i.name for i in agent.start(taskid).inputs] == ["in.txt"]
+        agent.put_results(taskid, targz({"answer.txt": b"42\n"}))
+        agent.state(taskid, TaskState.STOPPED)
+        [path] = api.download_results(taskid, tmp_path / "out")
+        assert path == tmp_path / "out" / "answer.txt" and path.read_bytes() == b"42\n"
+        assert api.task(taskid).results.size == len(api.results(taskid))

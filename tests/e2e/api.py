@@ -49,11 +49,12 @@ class Api:
         assert answer.status == 200, answer
         return answer.json
 
-    def addtask(self, hwid: str, params: str = "", image: str = "megamind.network/megatest:latest") -> Answer:
-        return self.call("POST", "/api/v1/addtask", {"image": image, "params": params, "hwid": hwid})
+    def addtask(self, hwid: str, params: str = "", image: str = "megamind.network/megatest:latest",
+                **extra: Any) -> Answer:
+        return self.call("POST", "/api/v1/addtask", {"image": image, "params": params, "hwid": hwid, **extra})
 
-    def run(self, hwid: str, params: str, image: str = "megamind.network/megatest:latest") -> str:
-        answer = self.addtask(hwid, params, image)
+    def run(self, hwid: str, params: str, image: str = "megamind.network/megatest:latest", **extra: Any) -> str:
+        answer = self.addtask(hwid, params, image, **extra)
         assert answer.status == 200, answer
         return answer.json["taskid"]
 
@@ -80,6 +81,37 @@ class Api:
         text = base64.b64decode(answer.json["logs_b64"]).decode()
         assert text == "" or text.endswith("\n")
         return text.splitlines()
+
+    # whole output, results and inputs
+    def output(self, taskid: str, stream: str = "stdout", tail: int | None = None) -> list[str]:
+        query = f"?stream={stream}" + (f"&tail={tail}" if tail is not None else "")
+        answer = self.call("GET", f"/api/v1/task/{taskid}/logs{query}")
+        assert answer.status == 200, answer
+        return answer.raw.decode().splitlines()
+
+    def follow(self, taskid: str, stream: str = "stdout", timeout: float = 120.0):
+        """Each line of a follow=1 answer as it arrives, until the server ends it."""
+        request = urllib.request.Request(
+            f"{self.base}/api/v1/task/{taskid}/logs?stream={stream}&follow=1", headers={"api-key": self.key}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            assert resp.status == 200
+            for raw in resp:
+                yield raw.decode().rstrip("\n")
+
+    def upload(self, name: str, data: bytes) -> dict:
+        answer = self.call("POST", f"/api/v1/files?name={name}", raw=data,
+                           headers={"Content-Type": "application/octet-stream"})
+        assert answer.status in (200, 201), answer
+        return answer.json
+
+    def results(self, taskid: str) -> Answer:
+        return self.call("GET", f"/api/v1/task/{taskid}/results")
+
+    def detail(self, taskid: str) -> dict:
+        answer = self.call("GET", f"/api/v1/task/{taskid}")
+        assert answer.status == 200, answer
+        return answer.json
 
     # waiting
     def wait_state(self, taskid: str, *states: int, timeout: float = 20.0) -> dict:

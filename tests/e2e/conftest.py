@@ -40,7 +40,7 @@ def engine(run_id):
     except docker.errors.DockerException as exc:
         pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
     yield client
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_id}"}):
+    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{TEST_LABEL}={run_id}"}):
         remove_quietly(container)
     client.close()
 
@@ -88,6 +88,19 @@ def fuzzer_key(server) -> str:
     return server.create_account("fuzzer")
 
 
+@pytest.fixture(scope="session")
+def reader_key(server) -> str:
+    """Tests that read whole outputs many times in a row, faster than the default limit allows."""
+    key = server.create_account("reader")
+    server.set_rate_limit("reader", "1000/second")
+    return key
+
+
+@pytest.fixture
+def reader(server, reader_key) -> Api:
+    return Api(server.url, reader_key)
+
+
 @pytest.fixture
 def alice(server, alice_key) -> Api:
     return Api(server.url, alice_key)
@@ -118,8 +131,9 @@ def start_executor(server, alice_key, run_id, tmp_path, engine):
             ex.stop()
         hwid = ex.hwid
         if hwid:
+            # sparse: a container the agent removes meanwhile must not fail the listing
             for container in engine.containers.list(
-                all=True, filters={"label": f"network.megamind.hwid={hwid}"}
+                all=True, sparse=True, filters={"label": f"network.megamind.hwid={hwid}"}
             ):
                 remove_quietly(container)
 
