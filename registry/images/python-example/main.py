@@ -5,10 +5,14 @@ and exits. What it shows:
 
 * params: a JSON object is read as options; anything else (plain text, or
   JSON that is not an object) is taken as the raw string to work on;
-* stdout is the task log the customer sees (the last 20 lines), so progress
-  and user-facing errors go there, each line flushed at once;
-* stderr carries diagnostics for the executor owner; the customer does not
-  see it in gettasklogs;
+* stdout is the log the customer reads first (gettasklogs gives its last 20
+  lines), so user-facing messages and errors go there, each line flushed at once;
+* progress: a stdout line MEGAMIND_PROGRESS=<0-100> after each step sets the
+  task's progress;
+* stderr carries diagnostics; it is kept as its own stream (logs --stderr);
+* inputs: files the customer gave are listed from /megamind/input/;
+* results: the final digest is written to /megamind/output/result.json, which
+  the customer downloads with the task's results;
 * SIGTERM (sent when the task is deleted or restarted) stops the work after
   the current step and the program exits 0;
 * exit codes: 0 success, 2 bad params, 1 unexpected failure, or the code
@@ -28,6 +32,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -35,6 +40,8 @@ EXIT_BAD_PARAMS = 2
 
 MAX_STEPS = 1000
 MAX_DELAY = 60.0
+INPUT_DIR = Path("/megamind/input")
+OUTPUT_DIR = Path("/megamind/output")
 
 
 class BadParams(ValueError):
@@ -55,7 +62,7 @@ def out(line: str) -> None:
 
 
 def diag(line: str) -> None:
-    """A diagnostic line for stderr (not shown by gettasklogs)."""
+    """A diagnostic line for stderr (kept as the task's stderr stream)."""
     print(f"[python-example] {line}", file=sys.stderr, flush=True)
 
 
@@ -124,6 +131,8 @@ def pause(seconds: float, stop: StopFlag) -> None:
 
 def run(opts: Options, stop: StopFlag) -> int:
     out(f"python-example: {opts.steps} step(s), text {opts.text!r}")
+    inputs = sorted(p.name for p in INPUT_DIR.iterdir()) if INPUT_DIR.is_dir() else []
+    out(f"inputs: {', '.join(inputs) if inputs else 'none'}")
     digest = opts.text.encode()
     for step in range(1, opts.steps + 1):
         if stop:
@@ -131,9 +140,13 @@ def run(opts: Options, stop: StopFlag) -> int:
             return EXIT_OK
         digest = hashlib.sha256(digest + str(step).encode()).digest()
         out(f"step {step}/{opts.steps}: {digest.hex()[:16]}")
+        out(f"MEGAMIND_PROGRESS={100 * step / opts.steps:g}")
         if step < opts.steps:
             pause(opts.delay, stop)
     out(f"result: {digest.hex()}")
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUTPUT_DIR / "result.json").write_text(json.dumps({"text": opts.text, "steps": opts.steps,
+                                                        "digest": digest.hex()}) + "\n")
     if opts.exit_code:
         out(f"exiting with code {opts.exit_code} as asked by 'exit_code'")
     else:
