@@ -20,12 +20,12 @@ from docker.errors import APIError, DockerException, NotFound
 
 from megamind.executor.spec import LABEL_HWID, LABEL_TASK
 from megamind.executor.transfer import ResultsArchive, copy_results, inputs_tar
+from megamind.taskenv import OUTPUT_DIR
 
 # What a call to the engine can raise when the engine is away (restarting, socket gone):
 # the SDK's own errors, and the transport's, which the SDK lets through.
 ENGINE_ERRORS = (DockerException, requests.exceptions.RequestException)
 
-OUTPUT_DIR = "/megamind/output"  # what a task leaves there is its results
 _GO_MODE_DIR = 1 << 31  # os.ModeDir in the engine's stat of a path
 
 

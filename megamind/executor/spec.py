@@ -8,6 +8,7 @@ from typing import Any
 from docker.types import LogConfig
 
 from megamind.executor.gpu import Gpu, device_requests
+from megamind.taskenv import PARAMS_ENV, TASK_ENV
 
 LABEL_MANAGED = "network.megamind.managed"
 LABEL_TASK = "network.megamind.task"
@@ -21,8 +22,6 @@ ALLOWED_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "
 # The owner's disk is not the tenant's: at most 3 x 10 MB of logs per container.
 LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"})
 
-PARAMS_ENV = "MEGAMIND_PARAMS"
-TASK_ENV = "MEGAMIND_TASK_ID"
 
 
 HOST_NETWORK = "host"

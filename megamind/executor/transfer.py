@@ -21,10 +21,12 @@ from typing import IO
 
 import aiohttp
 
+from megamind import taskenv
 from megamind.protocol import FILES_PATH, RESULTS_PATH, TOKEN_HEADER, InputFile
 
 TRUNCATED_HEADER = "X-Megamind-Results-Truncated"
-INPUT_DIR = "megamind/input"  # in the container, from "/"
+# In the tar put at "/": the folder without its leading slash.
+INPUT_DIR = taskenv.INPUT_DIR.lstrip("/")
 # A stalled peer must not hold a task's start or its results forever; a slow one may.
 TRANSFER_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
 _DOWNLOAD_CHUNK = 1024 * 1024

@@ -7,12 +7,11 @@ from megamind.executor.spec import (
     LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_TASK,
-    PARAMS_ENV,
-    TASK_ENV,
     Limits,
     container_name,
     create_kwargs,
 )
+from megamind.taskenv import PARAMS_ENV, TASK_ENV
 
 GPUS = [
     Gpu(0, "GPU-5c8d2e1a-7f3b-4c9e-a1d4-0b6e9f2c3a71", "NVIDIA GeForce GTX 1060 6GB", 6144, 1911),

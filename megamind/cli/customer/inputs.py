@@ -10,8 +10,8 @@ import click
 from megamind.cli import render
 from megamind.cli.customer.session import EXIT_USAGE, Failure, api, json_option, print_json
 from megamind.client import Client, FileInfo
+from megamind.taskenv import INPUT_DIR
 
-INPUT_DIR = "/megamind/input"  # where a task finds its inputs, by name
 
 file_argument = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 
