@@ -120,6 +120,11 @@ class Shipper:
             self._output(taskid).buffer.reset(cursors.get(taskid, LogCursor()))
             self.follow(taskid, container_id)
 
+    def waiting(self, taskid: str) -> int:
+        """How many entries of a task wait to be shipped."""
+        out = self._outputs.get(taskid)
+        return 0 if out is None else len(out.buffer)
+
     def forget(self, taskid: str) -> None:
         out = self._outputs.pop(taskid, None)
         if out is not None and out.follower is not None:
