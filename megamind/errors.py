@@ -29,6 +29,7 @@ class ErrorCode(IntEnum):
     IMAGE_NOT_ALLOWED = 16
     ACCOUNT_NOT_FOUND = 17
     REQUEST_TIMEOUT = 18
+    RESULTS_NOT_FOUND = 19
 
 
 class MegamindError(Exception):
@@ -65,6 +66,7 @@ Unavailable = _error("Unavailable", ErrorCode.UNAVAILABLE, 503)
 ImageNotAllowed = _error("ImageNotAllowed", ErrorCode.IMAGE_NOT_ALLOWED, 422)
 AccountNotFound = _error("AccountNotFound", ErrorCode.ACCOUNT_NOT_FOUND, 404)
 RequestTimeout = _error("RequestTimeout", ErrorCode.REQUEST_TIMEOUT, 408)
+ResultsNotFound = _error("ResultsNotFound", ErrorCode.RESULTS_NOT_FOUND, 404)
 
 # code -> (HTTP status, meaning), the documented table (README "Error codes").
 ERROR_TABLE: dict[int, tuple[int, str]] = {
@@ -80,10 +82,11 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     ErrorCode.EXECUTOR_OFFLINE: (409, "the executor is not connected"),
     ErrorCode.METHOD_NOT_ALLOWED: (405, "the call exists but not with this HTTP method"),
     ErrorCode.PAYLOAD_TOO_LARGE: (413, "the body is larger than the server accepts"),
-    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, "the body is not JSON"),
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, "the body is not of a type the call takes (JSON, but for uploads)"),
     ErrorCode.RATE_LIMITED: (429, "too many requests; wait Retry-After seconds"),
     ErrorCode.UNAVAILABLE: (503, "the server is starting or shutting down"),
     ErrorCode.IMAGE_NOT_ALLOWED: (422, "the image is not a megamind.network image"),
     ErrorCode.ACCOUNT_NOT_FOUND: (404, "no such account"),
     ErrorCode.REQUEST_TIMEOUT: (408, "the request head or body was sent too slowly"),
+    ErrorCode.RESULTS_NOT_FOUND: (404, "the task has no results (yet)"),
 }

@@ -17,6 +17,7 @@ from megamind.api.hub import ExecutorHub
 from megamind.api.keys import (
     auth_key,
     background_key,
+    blobs_key,
     config_key,
     hub_key,
     rate_limiter_key,
@@ -25,6 +26,7 @@ from megamind.api.keys import (
 from megamind.api.middlewares import customer_auth_middleware, error_middleware
 from megamind.api.ratelimit import KeyRateLimiter
 from megamind.api.routes import setup_routes
+from megamind.blobs import LocalBlobStore
 from megamind.config import ServerConfig
 from megamind.store import Store
 
@@ -41,14 +43,14 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     app[config_key] = config
     app[rate_limiter_key] = KeyRateLimiter(config.rate_limit)
-    app.cleanup_ctx.extend([store_ctx, hub_ctx, background_ctx])
+    app.cleanup_ctx.extend([store_ctx, blobs_ctx, hub_ctx, background_ctx])
     setup_routes(app)
     return app
 
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
-    store = await Store.open(config.db_path)
+    store = await Store.open(config.db_path, log_limit_bytes=config.log_limit_bytes)
     if config.create_local_account:
         await _ensure_local_account(store, config)
     app[store_key] = store
@@ -57,8 +59,15 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[blobs_key] = blobs = LocalBlobStore(app[config_key].blob_root)
+    yield
+    await blobs.close()
+
+
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[hub_key] = hub = ExecutorHub(app[store_key], app[config_key].heartbeat_s)
+    config = app[config_key]
+    app[hub_key] = hub = ExecutorHub(app[store_key], config.heartbeat_s, config.results_limit_bytes)
     yield
     await hub.close()
 

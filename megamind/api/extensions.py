@@ -1,4 +1,5 @@
-"""Calls beyond the contract: one task in detail, an owner's executors, the registry's images.
+"""Calls beyond the contract: one task in detail, an owner's executors, the registry's images
+(a task's output and input files are in ``output.py``).
 
 They live under ``/api/v1/`` with the six calls, so the same api-key, rate limit and
 error answers apply; none of them changes a shape the contract defines.
@@ -53,6 +54,8 @@ async def task(request: web.Request) -> web.Response:
         "phase": hub.phase(task.hwid, task.taskid) if state == TaskState.SETUP else None,
         "created_at": detail.created_at,
         "updated_at": detail.updated_at,
+        "progress": detail.progress,
+        "results": detail.results,
     }))
 
 

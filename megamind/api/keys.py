@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from megamind.blobs import BlobStore
 from megamind.config import ServerConfig
 from megamind.store import Store
 from megamind.store.accounts import Account
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 config_key = web.AppKey("config", ServerConfig)
 store_key = web.AppKey("store", Store)
+blobs_key = web.AppKey("blobs", BlobStore)
 hub_key = web.AppKey("hub", "ExecutorHub")
 auth_key = web.AppKey("auth", "Authenticator")
 rate_limiter_key = web.AppKey("rate_limiter", "KeyRateLimiter")

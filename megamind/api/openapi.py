@@ -16,19 +16,25 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from megamind.api.bodies import json_response
+from megamind.api.output import FOLLOW_VALUES, STREAMS
 from megamind.api.schemas import (
     AddTaskRequestSchema,
     ErrorSchema,
     ExecutorItemSchema,
+    FileSchema,
     HardwareItemSchema,
     ImageItemSchema,
+    ResultsSchema,
     StatusSchema,
     TaskDetailSchema,
     TaskIdSchema,
     TaskItemSchema,
     TaskLogsSchema,
 )
+from megamind.api.uploads import FILE_PART, MULTIPART, OCTET_STREAM
+from megamind.config import ServerConfig
 from megamind.errors import ERROR_TABLE, ErrorCode
+from megamind.store.files import MAX_NAME_BYTES
 
 SPEC_PATH = "/api/openapi.json"
 API_KEY_SCHEME = "api-key"
@@ -51,9 +57,11 @@ _SCHEMAS = {
     "TaskId": TaskIdSchema,
     "TaskItem": TaskItemSchema,
     "TaskLogs": TaskLogsSchema,
+    "Results": ResultsSchema,  # before the detail that nests it, or apispec names it itself
     "TaskDetail": TaskDetailSchema,
     "ExecutorItem": ExecutorItemSchema,
     "ImageItem": ImageItemSchema,
+    "File": FileSchema,
 }
 
 # What the contract says of its fields; the extension schemas carry their own.
@@ -95,6 +103,37 @@ _TASKID = {
     "name": "taskid", "in": "path", "required": True, "schema": {"type": "string"},
     "description": "a task id from addtask",
 }
+_LOG_PARAMETERS = [
+    _TASKID,
+    {"name": "stream", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": list(STREAMS), "default": "stdout"}, "description": "which stream"},
+    {"name": "tail", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+     "description": "only the last N lines (0: none of those printed so far); all of them when left out"},
+    {"name": "follow", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": list(FOLLOW_VALUES), "default": "0"},
+     "description": "1 or true: stay open and send each new line as it arrives"},
+]
+_FILE_NAME = {
+    "name": "name", "in": "query", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": r"^(?!\.\.?$)[^/\x00]+$"},
+    "description": f"the file's name in the task's /megamind/input/: a plain file name of at most {MAX_NAME_BYTES} "
+                   "bytes of UTF-8 (no '/', not '.' or '..'). Wins over a multipart part's filename; with "
+                   "neither, the name is the file_id",
+}
+_MAX_FILE_MIB = ServerConfig.max_file_bytes // (1024 * 1024)
+_FOLLOW_MINUTES = ServerConfig.follow_max_s / 60
+_LOGS_DESCRIPTION = f"""\
+The task's own lines of one stream, oldest first, each ended by a newline (UTF-8).
+Each stream keeps its lines up to a bound per task (the server's `--log-limit-mb`); past
+it the oldest go, and a read from the start begins with a line
+`[megamind: N earlier lines dropped]`. Lines the executor could not send show as
+`[megamind: N lines dropped here]`.
+
+With `follow=1` the answer stays open: each new line is sent as it arrives, and the
+answer ends once the task has ended (state 4 or 5) and its last line was sent, when the
+task is deleted, or after {_FOLLOW_MINUTES:g} minutes at most (follow again with `tail=0`).
+A task whose executor is offline has not ended. Errors are answered before the first line.
+"""
 
 
 def _json(schema: Any, description: str) -> dict[str, Any]:
@@ -111,9 +150,9 @@ def _error_statuses(*names: str) -> list[int]:
 
 
 def _operation(
-    op_id: str, tag: str, summary: str, ok: dict[str, Any], errors: list[int], **extra: Any
+    op_id: str, tag: str, summary: str, ok: dict[str, Any], errors: list[int], status: int = 200, **extra: Any
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": ok}
+    responses: dict[str, Any] = {str(status): ok}
     responses.update({str(status): f"Error{status}" for status in errors})
     return {"operationId": op_id, "tags": [tag], "summary": summary, "responses": responses, **extra}
 
@@ -172,6 +211,42 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
             _json(_array_of("ImageItem"), "One object per tag, sorted by name and tag"),
             _error_statuses(),
             description="503 (code 15) when the registry cannot be read.",
+        )}),
+        ("/api/v1/task/{taskid}/logs", {"get": _operation(
+            "gettasklines", "extension", "A task's whole log of one stream, as text; or followed as it grows",
+            {"description": "The lines, one per line",
+             "content": {"text/plain": {"schema": {"type": "string"}}}},
+            _error_statuses("VALIDATION_FAILED", "TASK_NOT_FOUND"), parameters=_LOG_PARAMETERS,
+            description=_LOGS_DESCRIPTION,
+        )}),
+        ("/api/v1/task/{taskid}/results", {"get": _operation(
+            "gettaskresults", "extension", "The files the task left in /megamind/output/, as a tar.gz",
+            {"description": "A gzipped tar whose paths are relative to /megamind/output/",
+             "headers": {"Content-Disposition": {
+                 "schema": {"type": "string"}, "description": 'attachment; filename="<taskid>-results.tar.gz"'}},
+             "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
+            _error_statuses("TASK_NOT_FOUND", "RESULTS_NOT_FOUND"), parameters=[_TASKID],
+            description="Collected by the executor when the task ends (exit, error, limit), up to a bound "
+                        "per task (the server's `--results-limit-mb`); a restarted task's replace them. "
+                        "404 with code 19 until there are results.",
+        )}),
+        ("/api/v1/files", {"post": _operation(
+            "postfile", "extension", "Upload a file for addtask's inputs",
+            _json("File", "Stored: name it in addtask's inputs"),
+            _error_statuses("BAD_REQUEST", "VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
+                            "REQUEST_TIMEOUT"),
+            status=201, parameters=[_FILE_NAME],
+            description=f"The body is the file itself ({OCTET_STREAM}), or a {MULTIPART} form holding one "
+                        f"part, `{FILE_PART}`. At most {_MAX_FILE_MIB} MiB (413 past it, refused on its "
+                        "Content-Length before it is read). The file is the account's own; a task given it "
+                        "finds it at /megamind/input/<name>.",
+            # No body is a file of 0 bytes.
+            requestBody={"required": False, "content": {
+                OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                MULTIPART: {"schema": {
+                    "type": "object", "required": [FILE_PART], "additionalProperties": False,
+                    "properties": {FILE_PART: {"type": "string", "format": "binary"}}}},
+            }},
         )}),
         (SPEC_PATH, {"get": _operation(
             "getopenapi", "extension", "This document (no api-key needed)",

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from megamind.api import agent_handlers, extensions, handlers, openapi
-from megamind.protocol import AGENT_PATH, REGISTER_PATH, SPEEDTEST_PATH
+from megamind.api import agent_files, agent_handlers, extensions, handlers, openapi, output
+from megamind.protocol import AGENT_PATH, FILES_PATH, REGISTER_PATH, RESULTS_PATH, SPEEDTEST_PATH
 
 
 def setup_routes(app: web.Application) -> None:
@@ -18,9 +18,14 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/task/{taskid}", extensions.task)
     app.router.add_get("/api/v1/executors", extensions.executors)
     app.router.add_get("/api/v1/images", extensions.images)
+    app.router.add_get("/api/v1/task/{taskid}/logs", output.logs)
+    app.router.add_get("/api/v1/task/{taskid}/results", output.results)
+    app.router.add_post("/api/v1/files", output.upload_file)
     # Outside /api/v1/: readable without an api-key.
     app.router.add_get(openapi.SPEC_PATH, openapi.serve)
 
     app.router.add_post(REGISTER_PATH, agent_handlers.register)
     app.router.add_get(SPEEDTEST_PATH, agent_handlers.speedtest)
     app.router.add_get(AGENT_PATH, agent_handlers.connect)
+    app.router.add_put(RESULTS_PATH, agent_files.put_results)
+    app.router.add_get(FILES_PATH, agent_files.get_input)

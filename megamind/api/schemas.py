@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 MAX_PARAMS_LENGTH = 64 * 1024
+MAX_INPUTS = 64  # files one task may be given
 
 
 class StrictSchema(Schema):
@@ -37,6 +38,14 @@ class AddTaskRequestSchema(StrictSchema):
     image = fields.String(required=True)
     params = fields.String(load_default="", validate=validate.Length(max=MAX_PARAMS_LENGTH))
     hwid = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # An extension (jobs-api "Inputs"): files from POST /api/v1/files, put at
+    # /megamind/input/<name> before the task starts.
+    inputs = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+        validate=validate.Length(max=MAX_INPUTS),
+        metadata={"description": f"optional: up to {MAX_INPUTS} file ids from POST /api/v1/files, of distinct "
+                                 "names; each file is put at /megamind/input/<name> before the task starts"},
+    )
 
 
 class TaskIdSchema(Schema):
@@ -80,17 +89,6 @@ class RegisterResponseSchema(Schema):
     token = fields.String(required=True)
 
 
-class HelloSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    type = fields.String(required=True, validate=validate.Equal("hello"))
-    protocol = fields.Integer(load_default=1)
-    hardware = fields.Nested(HardwareReportSchema, load_default=dict)
-    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
-    inventory = fields.List(fields.Dict(), load_default=list)
-
-
 STATUS_OK = {"code": 0, "message": "ok"}
 
 error_schema = ErrorSchema()
@@ -99,7 +97,6 @@ task_id_schema = TaskIdSchema()
 task_logs_schema = TaskLogsSchema()
 register_request_schema = RegisterRequestSchema()
 register_response_schema = RegisterResponseSchema()
-hello_schema = HelloSchema()
 
 
 # --- extensions (megamind/api/extensions.py): calls beyond the contract -----------
@@ -109,6 +106,14 @@ hello_schema = HelloSchema()
 class StatusSchema(Schema):
     code = fields.Integer(required=True, metadata={"description": "0: success"})
     message = fields.String(required=True, metadata={"description": '"ok"'})
+
+
+class ResultsSchema(Schema):
+    size = fields.Integer(required=True, metadata={"description": "bytes of the tar.gz"})
+    truncated = fields.Integer(
+        required=True, metadata={"description": "files left out because the results would pass the bound"},
+    )
+    created_at = fields.Float(required=True, metadata={"description": "when they were collected, Unix seconds"})
 
 
 class TaskDetailSchema(TaskItemSchema):
@@ -135,6 +140,15 @@ class TaskDetailSchema(TaskItemSchema):
     updated_at = fields.Float(
         required=True, metadata={"description": "when the state or error_msg last changed, Unix seconds"},
     )
+    progress = fields.Float(
+        required=True, allow_none=True, validate=validate.Range(0, 100),
+        metadata={"description": "the last MEGAMIND_PROGRESS=<0-100> line the task printed on stdout, "
+                                 "or null (none yet, or restarted since)"},
+    )
+    results = fields.Nested(
+        ResultsSchema, required=True, allow_none=True,
+        metadata={"description": "the files the task left in /megamind/output/ (GET .../results), or null"},
+    )
 
 
 class ExecutorItemSchema(HardwareItemSchema):
@@ -157,6 +171,12 @@ class ExecutorItemSchema(HardwareItemSchema):
     )
 
 
+class FileSchema(Schema):
+    file_id = fields.String(required=True, metadata={"description": "for addtask's inputs"})
+    name = fields.String(required=True, metadata={"description": "where the task finds it: /megamind/input/<name>"})
+    size = fields.Integer(required=True, metadata={"description": "bytes"})
+
+
 class ImageItemSchema(Schema):
     image = fields.String(required=True, metadata={"description": "megamind.network/<name>:<tag>, for addtask"})
     name = fields.String(required=True)
@@ -166,3 +186,4 @@ class ImageItemSchema(Schema):
 task_detail_schema = TaskDetailSchema()
 executor_item_schema = ExecutorItemSchema()
 image_item_schema = ImageItemSchema()
+file_schema = FileSchema()

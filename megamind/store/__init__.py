@@ -1,14 +1,17 @@
-"""Persistence: everything the API keeps lives in one SQLite file."""
+"""Persistence: everything the API keeps lives in one SQLite file (file contents in blobs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from megamind.config import ServerConfig
 from megamind.store.accounts import AccountStore
 from megamind.store.db import Database
 from megamind.store.executors import ExecutorStore
+from megamind.store.files import FileStore
 from megamind.store.logs import LogStore
+from megamind.store.sqllogs import SqlLogStore
 from megamind.store.tasks import TaskStore
 
 
@@ -19,13 +22,15 @@ class Store:
     executors: ExecutorStore
     tasks: TaskStore
     logs: LogStore
+    files: FileStore
 
     @classmethod
-    async def open(cls, path: str | Path) -> "Store":
+    async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes) -> "Store":
         db = Database(path)
         await db.open()
         tasks = TaskStore(db)
-        return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks, LogStore(db))
+        return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks,
+                   SqlLogStore(db, log_limit_bytes), FileStore(db))
 
     async def close(self) -> None:
         await self.logs.flush()

@@ -1,66 +1,64 @@
-"""The last lines of each task's stdout.
+"""Every line each task printed, both streams, kept until the task is deleted: the interface.
 
-Agents send at most the last 20 lines of what a task printed since their previous
-batch, so the tail kept here is bounded whatever the volume.  Tails live in memory
-and are written behind in one transaction per flush: a busy executor costs one row
-write per flush interval, not one per batch.
+Agents send batches that say where reading stood before and after them
+(``protocol.LogBatch``).  A batch is kept only when it continues the copy exactly, so a
+stale batch from a replaced link can neither duplicate nor reorder lines.  Kept lines
+are numbered (``seq``, one sequence per task over both streams) and readable at once.
+Each stream of a task is bounded in bytes: past the bound its oldest lines go, and a
+read from the start says how many.
+
+``LogStore`` is all the API uses; ``SqlLogStore`` (store/sqllogs.py) is the engine
+today.  A shared engine for several API replicas only has to offer the same methods
+(``wait`` takes a timeout so that such an engine may poll).
 """
 
 from __future__ import annotations
 
-import json
-from collections import deque
+from typing import NamedTuple, Protocol
 
-from megamind.protocol import TAIL_LINES
-from megamind.store.db import Database
+from megamind.protocol import TAIL_LINES, LogBatch, LogCursor, Stream
+
+PAGE_LINES = 5000  # what one read returns at most: a reader's memory stays bounded
 
 
-class LogStore:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._tails: dict[str, deque[str]] = {}
-        self._dirty: set[str] = set()
+def dropped_here(count: int) -> str:
+    return f"[megamind: {count} {_lines(count)} dropped here]"
 
-    async def tail(self, taskid: str) -> list[str]:
-        cached = self._tails.get(taskid)
-        if cached is not None:
-            return list(cached)
-        row = await self._db.fetchone("SELECT lines FROM task_logs WHERE taskid = ?", (taskid,))
-        return json.loads(row["lines"]) if row else []
 
-    async def append(self, taskid: str, lines: list[str], reset: bool) -> None:
-        if taskid not in self._tails:
-            stored = [] if reset else await self.tail(taskid)
-            # Another batch may have loaded the tail while this one awaited the read.
-            self._tails.setdefault(taskid, deque(stored, maxlen=TAIL_LINES))
-        tail = self._tails[taskid]
-        if reset:
-            tail.clear()
-        tail.extend(lines)
-        self._dirty.add(taskid)
+def dropped_before(count: int) -> str:
+    return f"[megamind: {count} earlier {_lines(count)} dropped]"
 
-    def forget(self, taskid: str) -> None:
-        self._tails.pop(taskid, None)
-        self._dirty.discard(taskid)
+
+def _lines(count: int) -> str:
+    return "line" if count == 1 else "lines"
+
+
+class LogPage(NamedTuple):
+    lines: list[tuple[int, str]]  # (seq, text) oldest first; dropped-line markers rendered
+    end: int  # the task's highest seq (either stream) when it was read: what `wait` compares
+
+
+class LogStore(Protocol):
+    async def append(self, batch: LogBatch) -> bool:
+        """Keep the batch if it continues the task's copy (``since`` is its cursor)."""
+
+    async def cursors(self, taskids: list[str]) -> dict[str, LogCursor]:
+        """Where each task's copy ends (``LogCursor()`` for a task never seen)."""
+
+    async def tail(self, taskid: str, n: int = TAIL_LINES, stream: Stream = Stream.STDOUT) -> list[str]:
+        """The last ``n`` lines the task printed on ``stream``, oldest first, markers left out."""
+
+    async def start(self, taskid: str, stream: Stream, tail: int | None) -> int:
+        """The seq to read after for the last ``tail`` lines of ``stream`` (None: all of them)."""
+
+    async def read(self, taskid: str, stream: Stream, after: int, limit: int = PAGE_LINES) -> LogPage:
+        """Up to ``limit`` lines of ``stream`` past seq ``after`` (0: from the start)."""
+
+    async def wait(self, taskid: str, seen: int, timeout: float) -> None:
+        """Return when the task has lines past seq ``seen``, or after ``timeout`` seconds."""
+
+    async def delete(self, taskid: str) -> None:
+        """Forget the task's lines and cursor."""
 
     async def flush(self) -> None:
-        if not self._dirty:
-            return
-        dirty, self._dirty = self._dirty, set()
-        rows = [(t, json.dumps(list(self._tails[t]))) for t in dirty if t in self._tails]
-        try:
-            async with self._db.transaction() as conn:
-                # The task may have been deleted meanwhile: only tails of existing tasks are kept.
-                await conn.executemany(
-                    "INSERT INTO task_logs (taskid, lines) SELECT ?1, ?2 WHERE EXISTS"
-                    " (SELECT 1 FROM tasks WHERE taskid = ?1 AND deleted = 0)"
-                    " ON CONFLICT(taskid) DO UPDATE SET lines = excluded.lines",
-                    rows,
-                )
-        except BaseException:
-            self._dirty |= dirty  # not written: the next flush tries again
-            raise
-        # Written tails need not stay in memory; reads fall back to the row.
-        for taskid in dirty:
-            if taskid not in self._dirty:
-                self._tails.pop(taskid, None)
+        """Write what is only in memory."""

@@ -65,4 +65,42 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE api_keys ADD COLUMN rate_limit TEXT;
     """,
+    # 3: whole logs, results and input files.  Agents resend from their engine what the
+    # API lacks (welcome's cursors), so the old 20-line tails are dropped, not converted.
+    """
+    DROP TABLE task_logs;
+    CREATE TABLE log_lines (
+        taskid TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        stream INTEGER NOT NULL,
+        ns INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        dropped INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (taskid, seq)
+    );
+    CREATE INDEX log_lines_by_stream ON log_lines(taskid, stream, seq);
+    CREATE TABLE log_state (
+        taskid TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        next_seq INTEGER NOT NULL,
+        stdout_bytes INTEGER NOT NULL DEFAULT 0,
+        stderr_bytes INTEGER NOT NULL DEFAULT 0,
+        stdout_trimmed INTEGER NOT NULL DEFAULT 0,
+        stderr_trimmed INTEGER NOT NULL DEFAULT 0
+    );
+    ALTER TABLE tasks ADD COLUMN progress REAL;
+    ALTER TABLE tasks ADD COLUMN inputs TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tasks ADD COLUMN results_size INTEGER;
+    ALTER TABLE tasks ADD COLUMN results_truncated INTEGER;
+    ALTER TABLE tasks ADD COLUMN results_at REAL;
+    CREATE TABLE files (
+        file_id TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX files_by_account ON files(account_id, created_at);
+    """,
 ]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from megamind import protocol
 from megamind.errors import ExecutorBusy, TaskNotFound
-from megamind.protocol import OP_STOP
+from megamind.protocol import Op
 from megamind.secrets import new_task_id
 from megamind.states import TaskState
 from megamind.store.db import Database
@@ -35,14 +37,25 @@ class Task:
 
 @dataclass(frozen=True)
 class Command:
+    """A command stored for an executor until its agent acknowledges it."""
+
     id: int
     hwid: str
     taskid: str
-    op: str  # "start" | "restart" | "remove"
-    payload: dict[str, Any]
+    op: Op
+    payload: dict[str, Any]  # protocol.Command's fields beyond id, op and taskid
 
-    def message(self) -> dict[str, Any]:
-        return {"type": "command", "id": self.id, "op": self.op, "taskid": self.taskid, **self.payload}
+    def message(self) -> protocol.Command:
+        return protocol.Command.from_body({"id": self.id, "op": self.op.value, "taskid": self.taskid, **self.payload})
+
+
+@dataclass(frozen=True)
+class Results:
+    """The archive of files a task left in /megamind/output/, as its agent uploaded it."""
+
+    size: int  # bytes of the tar.gz
+    truncated: int  # files the agent left out to stay within the bound
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ class TaskDetail:
     created_at: float
     updated_at: float
     pending_command: str | None  # the newest command the agent has not acknowledged
+    progress: float | None = None  # the task's last MEGAMIND_PROGRESS line, 0-100
+    results: Results | None = None
 
 
 @dataclass
@@ -151,12 +166,14 @@ class TaskStore:
     # --- customer side -------------------------------------------------------------
 
     async def create(
-        self, account_id: int, hwid: str, image: str, params: str, run_payload: dict[str, Any]
+        self, account_id: int, hwid: str, image: str, params: str, run_payload: dict[str, Any],
+        inputs: Sequence[str] = (),
     ) -> tuple[Task, Command]:
         """Reserve the executor and queue the start, atomically.
 
         The partial unique index on live tasks makes the reservation race-free: of two
-        concurrent requests for one executor, the second insert fails.
+        concurrent requests for one executor, the second insert fails.  ``inputs`` are
+        the ids of the files the task may fetch.
         """
         now = time.time()
         task = Task(new_task_id(), account_id, hwid, image, params, TaskState.SETUP, "", False)
@@ -164,10 +181,11 @@ class TaskStore:
             async with self._db.transaction() as conn:
                 await conn.execute(
                     "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg,"
-                    " holds_executor, deleted, created_at, updated_at) VALUES (?,?,?,?,?,?,'',1,0,?,?)",
-                    (task.taskid, account_id, hwid, image, params, int(TaskState.SETUP), now, now),
+                    " holds_executor, deleted, created_at, updated_at, inputs) VALUES (?,?,?,?,?,?,'',1,0,?,?,?)",
+                    (task.taskid, account_id, hwid, image, params, int(TaskState.SETUP), now, now,
+                     json.dumps(list(inputs))),
                 )
-                command = await self._enqueue(conn, hwid, task.taskid, "start", run_payload)
+                command = await self._enqueue(conn, hwid, task.taskid, Op.START, run_payload)
         except sqlite3.IntegrityError as exc:
             if _is_live_task_conflict(exc):
                 raise ExecutorBusy(f"executor {hwid} is running another task") from None
@@ -188,14 +206,21 @@ class TaskStore:
         row = await self._db.fetchone(
             "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.deleted,"
             " e.ip, t.created_at, t.updated_at,"
-            " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1)"
+            " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1),"
+            " t.progress, t.results_size, t.results_truncated, t.results_at"
             " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
             " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
             (taskid, account_id),
         )
         if row is None:
             raise TaskNotFound(f"no task {taskid!r} in this account")
-        return TaskDetail(_task(row, row[8]), row[9], row[10], row[11])
+        results = Results(row[13], row[14], row[15]) if row[13] is not None else None
+        return TaskDetail(_task(row, row[8]), row[9], row[10], row[11], row[12], results)
+
+    async def inputs_of(self, taskid: str) -> list[str]:
+        """The ids of the files the task was given, in the order addtask named them."""
+        row = await self._db.fetchone("SELECT inputs FROM tasks WHERE taskid = ?", (taskid,))
+        return json.loads(row["inputs"]) if row else []
 
     async def holders_of_owned_executors(self, owner_id: int) -> dict[str, tuple[str, int]]:
         """hwid -> (taskid, account id) of the task holding each executor this account owns."""
@@ -232,8 +257,10 @@ class TaskStore:
     async def _delete(self, account_id: int, taskid: str) -> Command:
         task = await self.get(account_id, taskid)
         async with self._db.transaction() as conn:
+            # A live task keeps holding its executor until the agent says the container is
+            # gone (`ack_command` of the remove): until then it may still run there.
             changed = await conn.execute(
-                "UPDATE tasks SET deleted = 1, holds_executor = 0, updated_at = ?"
+                "UPDATE tasks SET deleted = 1, updated_at = ?"
                 " WHERE taskid = ? AND deleted = 0",
                 (time.time(), taskid),
             )
@@ -243,8 +270,7 @@ class TaskStore:
             await conn.execute(
                 "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,)
             )
-            await conn.execute("DELETE FROM task_logs WHERE taskid = ?", (taskid,))
-            return await self._enqueue(conn, task.hwid, taskid, "remove", {})
+            return await self._enqueue(conn, task.hwid, taskid, Op.REMOVE, {})
 
     async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
         try:
@@ -257,8 +283,8 @@ class TaskStore:
         try:
             async with self._db.transaction() as conn:
                 updated = await conn.execute(
-                    "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, updated_at = ?"
-                    " WHERE taskid = ? AND deleted = 0",
+                    "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, progress = NULL,"
+                    " updated_at = ? WHERE taskid = ? AND deleted = 0",
                     (int(TaskState.SETUP), time.time(), taskid),
                 )
                 if updated.rowcount == 0:  # deleted since it was read: no restart to queue
@@ -267,7 +293,7 @@ class TaskStore:
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     (taskid,),
                 )
-                return await self._enqueue(conn, task.hwid, taskid, "restart", run_payload)
+                return await self._enqueue(conn, task.hwid, taskid, Op.RESTART, run_payload)
         except sqlite3.IntegrityError as exc:
             if _is_live_task_conflict(exc):
                 raise ExecutorBusy(f"executor {task.hwid} is running another task") from None
@@ -284,6 +310,21 @@ class TaskStore:
             "SELECT 1 FROM tasks WHERE taskid = ? AND hwid = ? AND deleted = 0", (taskid, hwid)
         )
         return row is not None
+
+    async def set_progress(self, taskid: str, progress: float) -> None:
+        # Not in any listing, so no kept listing goes stale.
+        await self._db.execute(
+            "UPDATE tasks SET progress = ? WHERE taskid = ? AND deleted = 0", (progress, taskid)
+        )
+
+    async def set_results(self, taskid: str, size: int, truncated: int) -> bool:
+        """Record the task's new results archive; False when the task is deleted or unknown."""
+        changed = await self._db.execute(
+            "UPDATE tasks SET results_size = ?, results_truncated = ?, results_at = ?"
+            " WHERE taskid = ? AND deleted = 0",
+            (size, truncated, time.time(), taskid),
+        )
+        return changed > 0
 
     async def busy_executors(self) -> set[str]:
         rows = await self._db.fetchall("SELECT hwid FROM tasks WHERE holds_executor = 1")
@@ -316,7 +357,7 @@ class TaskStore:
                     # A finished task's container runs again on an executor another task
                     # holds now: the holder keeps it (only this statement is rolled back)
                     # and the intruder is stopped.
-                    result.stops.append(await self._enqueue(conn, hwid, taskid, OP_STOP, {}))
+                    result.stops.append(await self._enqueue(conn, hwid, taskid, Op.STOP, {}))
                     continue
                 if cursor.rowcount:
                     changed.append(taskid)
@@ -345,7 +386,7 @@ class TaskStore:
 
     # --- commands ------------------------------------------------------------------
 
-    async def enqueue(self, hwid: str, taskid: str, op: str, payload: dict[str, Any]) -> Command:
+    async def enqueue(self, hwid: str, taskid: str, op: Op, payload: dict[str, Any]) -> Command:
         async with self._db.transaction() as conn:
             return await self._enqueue(conn, hwid, taskid, op, payload)
 
@@ -354,17 +395,37 @@ class TaskStore:
             "SELECT id, hwid, taskid, op, payload FROM commands WHERE hwid = ? AND done = 0 ORDER BY id",
             (hwid,),
         )
-        return [Command(r["id"], r["hwid"], r["taskid"], r["op"], json.loads(r["payload"])) for r in rows]
+        return [Command(r["id"], r["hwid"], r["taskid"], Op(r["op"]), json.loads(r["payload"])) for r in rows]
 
     async def ack_command(self, hwid: str, command_id: int) -> None:
-        await self._db.execute(
-            "UPDATE commands SET done = 1 WHERE id = ? AND hwid = ?", (command_id, hwid)
-        )
+        """The agent carried the command out.  An acknowledged remove means the container
+        is gone, so only then does a deleted task let go of its executor."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE commands SET done = 1 WHERE id = ? AND hwid = ? RETURNING taskid, op",
+                (command_id, hwid),
+            )
+            row = await cursor.fetchone()
+            if row is not None and row["op"] == Op.REMOVE.value:
+                await conn.execute(
+                    "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND deleted = 1",
+                    (row["taskid"], hwid),
+                )
+
+    async def release_deleted(self, hwid: str, taskids: list[str]) -> None:
+        """Deleted tasks whose containers the agent no longer has let go of the executor."""
+        if not taskids:
+            return
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND deleted = 1",
+                [(t, hwid) for t in taskids],
+            )
 
     @staticmethod
-    async def _enqueue(conn, hwid: str, taskid: str, op: str, payload: dict[str, Any]) -> Command:
+    async def _enqueue(conn, hwid: str, taskid: str, op: Op, payload: dict[str, Any]) -> Command:
         cursor = await conn.execute(
             "INSERT INTO commands (hwid, taskid, op, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            (hwid, taskid, op, json.dumps(payload), time.time()),
+            (hwid, taskid, op.value, json.dumps(payload), time.time()),
         )
         return Command(cursor.lastrowid, hwid, taskid, op, payload)

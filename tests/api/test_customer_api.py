@@ -5,6 +5,8 @@ import base64
 
 import pytest
 
+from megamind.protocol import Stream
+
 HW_KEYS = {"hwid", "gpus", "cpus", "ram", "network", "calculated_perfomance_rating", "cost"}
 TASK_KEYS = {"taskid", "ip", "image", "params", "state", "error_msg"}
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -102,6 +104,7 @@ async def test_addtask_answer_and_the_command_the_agent_gets(alice, agent, helpe
         "image": f"{helpers.REGISTRY}/helloworld:latest",
         "public_image": "megamind.network/helloworld:latest",
         "params": params,
+        "inputs": [],
     }
     assert isinstance(command["id"], int)
 
@@ -257,7 +260,9 @@ async def test_deltask(alice, agent):
     command = await agent.command()
     assert (command["op"], command["taskid"]) == ("remove", taskid)
     assert (await alice.gettasklist()) == (200, [])
-    # The executor is offered again at once.
+    # The executor is offered again once its agent says the container is gone.
+    assert (await alice.gethwlist())[1] == []
+    await agent.ack(command["id"])
     assert [i["hwid"] for i in (await alice.gethwlist())[1]] == [agent.hwid]
 
 
@@ -386,7 +391,7 @@ async def test_gettasklogs_shape_when_empty(alice, agent):
 
 async def test_gettasklogs_last_20_oldest_first(alice, agent, store, helpers):
     taskid, _ = await alice.start_task(agent)
-    await agent.logs(taskid, [f"line {i}" for i in range(1, 16)], reset=True)
+    await agent.logs(taskid, [f"line {i}" for i in range(1, 16)])
     await agent.logs(taskid, [f"line {i}" for i in range(16, 31)])
 
     async def logs_of_30():
@@ -408,7 +413,7 @@ async def test_gettasklogs_last_20_oldest_first(alice, agent, store, helpers):
 
 async def test_gettasklogs_one_big_batch_keeps_the_last_20(alice, agent, helpers):
     taskid, _ = await alice.start_task(agent)
-    await agent.logs(taskid, [f"n{i}" for i in range(100)], reset=True)
+    await agent.logs(taskid, [f"n{i}" for i in range(100)])
 
     async def tail():
         text = decode_logs((await alice.gettasklogs(taskid))[1])
@@ -419,28 +424,30 @@ async def test_gettasklogs_one_big_batch_keeps_the_last_20(alice, agent, helpers
 
 async def test_gettasklogs_utf8_and_empty_lines(alice, agent, helpers):
     taskid, _ = await alice.start_task(agent)
-    await agent.logs(taskid, ["Hello world!", "", "привет ✓"], reset=True)
+    await agent.logs(taskid, ["Hello world!", "", "привет ✓"])
 
     async def tail():
         return decode_logs((await alice.gettasklogs(taskid))[1]) or None
     assert await helpers.eventually(tail) == "Hello world!\n\nпривет ✓\n"
 
 
-async def test_gettasklogs_after_the_task_finished(alice, agent, helpers):
+async def test_gettasklogs_after_the_task_finished(alice, agent, store, helpers):
     taskid, _ = await alice.start_task(agent)
-    await agent.logs(taskid, ["done"], reset=True)
+    await agent.logs(taskid, ["done"])
     await agent.state(taskid, 4)
     await alice.wait_state(taskid, 4)
-    await asyncio.sleep(0.15)  # past the flush interval
+    # Finished means complete: the last line is there, and already stored.
     assert decode_logs((await alice.gettasklogs(taskid))[1]) == "done\n"
+    assert await store.db.fetchone("SELECT 1 FROM log_lines WHERE taskid = ? AND text = 'done'", (taskid,))
 
 
-async def test_gettasklogs_reset_replaces(alice, agent, helpers):
+async def test_gettasklogs_is_the_last_20_stdout_lines_with_stderr_interleaved(alice, agent, helpers):
     taskid, _ = await alice.start_task(agent)
-    await agent.logs(taskid, ["first run"], reset=True)
-    await agent.logs(taskid, ["second run"], reset=True)
+    for i in range(30):
+        await agent.logs(taskid, [f"out {i}"], stream=Stream.STDOUT)
+        await agent.logs(taskid, [f"err {i}"], stream=Stream.STDERR)
 
     async def tail():
         text = decode_logs((await alice.gettasklogs(taskid))[1])
-        return text if "second" in text else None
-    assert await helpers.eventually(tail) == "second run\n"
+        return text if "out 29" in text else None
+    assert await helpers.eventually(tail) == "".join(f"out {i}\n" for i in range(10, 30))

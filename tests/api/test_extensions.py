@@ -10,7 +10,7 @@ from megamind.api.app import create_app
 from megamind.api.keys import store_key
 
 DETAIL_KEYS = {"taskid", "ip", "image", "params", "state", "error_msg", "state_name", "hwid",
-               "executor_online", "pending_command", "phase", "created_at", "updated_at"}
+               "executor_online", "pending_command", "phase", "created_at", "updated_at", "progress", "results"}
 EXECUTOR_KEYS = {"hwid", "status", "online", "busy", "taskid", "gpus", "cpus", "ram", "network",
                  "calculated_perfomance_rating", "cost", "ip", "last_seen"}
 
@@ -31,6 +31,7 @@ async def test_task_detail_follows_the_task_from_setup_to_running(alice, agent, 
     assert before <= detail["created_at"] <= time.time()
 
     assert detail["phase"] is None  # the agent has said nothing yet
+    assert (detail["progress"], detail["results"]) == (None, None)
     command = await agent.command()
     for phase in ("pulling", "creating", "starting"):
         await agent.send({"type": "phase", "taskid": taskid, "phase": phase})

@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 from megamind.api.app import create_app
 from megamind.api.keys import store_key
 from megamind.api.openapi import SPEC_PATH, build_spec
+from megamind.protocol import RESULTS_PATH, TOKEN_HEADER
 
 METHODS = {"get", "post", "put", "delete", "patch"}
 
@@ -29,8 +30,9 @@ def test_every_error_answer_of_every_call_is_the_error_schema():
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             statuses = {int(s) for s in operation["responses"]}
-            assert 200 in statuses, (method, path)
-            errors = statuses - {200}
+            successes = {s for s in statuses if s < 400}
+            assert successes in ({200}, {201}), (method, path)
+            errors = statuses - successes
             if path.startswith("/api/v1/"):
                 assert {401, 429, 500, 503} <= errors, (method, path)
             for status in errors:
@@ -93,13 +95,19 @@ class Answers:
         self.spec = build_spec()
         self.seen: set[tuple[str, str, int]] = set()
 
-    def check(self, method: str, template: str, status: int, body) -> None:
+    def check(self, method: str, template: str, status: int, body, content_type: str = "application/json") -> None:
         operation = self.spec["paths"][template][method.lower()]
         assert str(status) in operation["responses"], f"{method} {template} answered an undocumented {status}"
-        response = copy.deepcopy(operation["responses"][str(status)])
-        schema = json_schema(response, self.spec)["content"]["application/json"]["schema"]
-        jsonschema.validate(body, schema, cls=jsonschema.Draft7Validator)
+        response = json_schema(copy.deepcopy(operation["responses"][str(status)]), self.spec)
+        assert content_type in response["content"], f"{method} {template} {status} answered {content_type}"
+        if content_type == "application/json":
+            jsonschema.validate(body, response["content"][content_type]["schema"], cls=jsonschema.Draft7Validator)
         self.seen.add((method.lower(), template, status))
+
+
+@pytest.fixture
+def config(config):
+    return dataclasses.replace(config, max_file_bytes=1000)  # small enough to pass in a test
 
 
 @pytest.fixture
@@ -207,3 +215,44 @@ def test_the_check_itself_catches_a_wrong_answer(answers):
             "calculated_perfomance_rating": 1.0, "cost": 1.0, "extra": 1}])
     with pytest.raises(AssertionError, match="undocumented"):
         answers.check("GET", "/api/v1/gethwlist", 404, {"code": 6, "message": "x"})
+
+
+async def test_live_answers_of_the_output_calls_match_the_spec(client, config, alice, agent, answers):
+
+    async def call(method, template, path, **kwargs):
+        headers = {"api-key": alice.key, **kwargs.pop("headers", {})}
+        async with client.request(method, path, headers=headers, **kwargs) as resp:
+            body = await resp.json() if resp.content_type == "application/json" else await resp.read()
+            answers.check(method, template, resp.status, body, resp.content_type)
+            return resp.status, body
+
+    taskid, _ = await alice.start_task(agent)
+    logs, results, files = "/api/v1/task/{taskid}/logs", "/api/v1/task/{taskid}/results", "/api/v1/files"
+    await agent.logs(taskid, ["a line"])
+    await call("GET", logs, logs.format(taskid=taskid), params={"tail": "5", "stream": "stderr"})
+    await call("GET", logs, logs.format(taskid=taskid), params={"tail": "x"})  # 422
+    await call("GET", logs, logs.format(taskid="nosuchtask"))  # 404
+    await call("GET", results, results.format(taskid=taskid))  # 404: none yet
+    async with client.put(RESULTS_PATH.format(taskid=taskid), data=b"tar.gz", headers={TOKEN_HEADER: agent.token}):
+        pass
+    await call("GET", results, results.format(taskid=taskid))
+    status, file = await call("POST", files, files, data=b"data", params={"name": "a.txt"},
+                              headers={"Content-Type": "application/octet-stream"})
+    await call("POST", files, files, data=b"data", params={"name": "a/b"},
+               headers={"Content-Type": "application/octet-stream"})  # 422
+    await call("POST", files, files, data=b"{}", headers={"Content-Type": "application/json"})  # 415
+    await call("POST", files, files, data=b"x", headers={"Content-Type": "multipart/form-data"})  # 400
+    await call("POST", files, files, data=b"x" * (config.max_file_bytes + 1), params={"name": "big"},
+               headers={"Content-Type": "application/octet-stream"})  # 413
+    status, body = await call("POST", "/api/v1/addtask", "/api/v1/addtask",
+                              json={"image": "megamind.network/x", "hwid": agent.hwid, "inputs": [file["file_id"]]})
+    assert status == 409  # the executor is busy with the first task; the inputs were fine
+    await agent.state(taskid, 4)
+    await alice.wait_state(taskid, 4)
+    await call("GET", logs, logs.format(taskid=taskid), params={"follow": "1"})  # ends at once: finished
+    await call("GET", "/api/v1/task/{taskid}", f"/api/v1/task/{taskid}")
+    expected = {
+        ("get", logs, 200), ("get", logs, 422), ("get", logs, 404), ("get", results, 200), ("get", results, 404),
+        *{("post", files, s) for s in (201, 400, 413, 415, 422)},
+    }
+    assert expected <= answers.seen, expected - answers.seen

@@ -12,7 +12,8 @@ async def test_migrations_set_user_version(tmp_path):
         row = await db.fetchone("PRAGMA user_version")
         assert row[0] == len(MIGRATIONS) == db.schema_version
         tables = {r["name"] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert {"accounts", "api_keys", "executors", "tasks", "task_logs", "commands"} <= tables
+        assert {"accounts", "api_keys", "executors", "tasks", "commands", "log_lines", "log_state", "files"} <= tables
+        assert "task_logs" not in tables
     finally:
         await db.close()
     conn = sqlite3.connect(tmp_path / "sub" / "db.sqlite")
@@ -20,6 +21,31 @@ async def test_migrations_set_user_version(tmp_path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         conn.close()
+
+
+async def test_a_file_of_the_previous_release_gains_whole_logs(tmp_path):
+    """Version 2 kept 20-line tails: they go (agents resend from their engines), the tasks stay."""
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    conn.executescript(
+        "INSERT INTO accounts (id, name, created_at) VALUES (1, 'alice', 0);"
+        "INSERT INTO executors (hwid, account_id, token_hash, created_at) VALUES ('hw', 1, 'h', 0);"
+        "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, holds_executor, created_at, updated_at)"
+        " VALUES ('t1', 1, 'hw', 'megamind.network/x:1', '', 3, 1, 0, 0);"
+        "INSERT INTO task_logs (taskid, lines) VALUES ('t1', '[\"old\"]');"
+    )
+    conn.close()
+    store = await Store.open(path)
+    try:
+        assert (await store.db.fetchone("PRAGMA user_version"))[0] == len(MIGRATIONS)
+        detail = await store.tasks.detail(1, "t1")
+        assert (detail.progress, detail.results) == (None, None)
+        assert await store.tasks.inputs_of("t1") == []
+        assert await store.logs.tail("t1") == []
+    finally:
+        await store.close()
 
 
 async def test_wal_mode_on_a_real_file(tmp_path):

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from megamind.errors import ExecutorBusy, TaskNotFound
+from megamind.protocol import Op
 from megamind.states import TaskState
 
 RUN = {"image": "127.0.0.1:5000/helloworld:latest", "public_image": "megamind.network/helloworld:latest", "params": "p"}
@@ -21,7 +22,8 @@ async def test_create_reserves_the_executor_and_queues_start(store, account, hwi
     assert await store.tasks.busy_executors() == {hwid}
     assert command.op == "start" and command.taskid == task.taskid and command.hwid == hwid
     assert command.payload == RUN
-    assert command.message() == {"type": "command", "id": command.id, "op": "start", "taskid": task.taskid, **RUN}
+    assert command.message().to_wire() == {
+        "type": "command", "id": command.id, "op": "start", "taskid": task.taskid, "inputs": [], **RUN}
     assert await store.tasks.pending_commands(hwid) == [command]
     stored = await store.tasks.get(account.id, task.taskid)
     assert (stored.image, stored.params, stored.state) == ("megamind.network/helloworld:latest", "p", TaskState.SETUP)
@@ -82,14 +84,17 @@ async def test_delete_frees_executor_queues_remove_and_cancels_start(store, acco
     remove = await store.tasks.delete(account.id, task.taskid)
     assert remove.op == "remove" and remove.taskid == task.taskid and remove.payload == {}
     assert await store.tasks.pending_commands(hwid) == [remove]  # the start is cancelled
-    assert await store.tasks.busy_executors() == set()
+    # The container may still run until the agent says it is gone.
+    assert await store.tasks.busy_executors() == {hwid}
     assert await store.tasks.list_for_account(account.id) == []
     with pytest.raises(TaskNotFound):
         await store.tasks.get(account.id, task.taskid)
     with pytest.raises(TaskNotFound):
         await store.tasks.delete(account.id, task.taskid)
     assert not await store.tasks.is_live_on(hwid, task.taskid)
-    # The executor takes a new task at once.
+    # Once it is, the executor takes a new task.
+    await store.tasks.ack_command(hwid, remove.id)
+    assert await store.tasks.busy_executors() == set()
     new, _ = await create(store, account, hwid)
     assert new.taskid != task.taskid
 
@@ -111,7 +116,7 @@ async def test_restart_replaces_a_pending_start_but_keeps_a_remove(store, accoun
     task, start = await create(store, account, hwid)
     restart = await store.tasks.restart(account.id, task.taskid, RUN)
     assert await store.tasks.pending_commands(hwid) == [restart]
-    orphan_remove = await store.tasks.enqueue(hwid, task.taskid, "remove", {})
+    orphan_remove = await store.tasks.enqueue(hwid, task.taskid, Op.REMOVE, {})
     again = await store.tasks.restart(account.id, task.taskid, RUN)
     assert await store.tasks.pending_commands(hwid) == [orphan_remove, again]
 
@@ -152,7 +157,8 @@ async def test_set_states_ignores_other_executors_tasks(store, account, hwid):
 
 async def test_set_states_ignores_deleted_tasks(store, account, hwid):
     task, _ = await create(store, account, hwid)
-    await store.tasks.delete(account.id, task.taskid)
+    remove = await store.tasks.delete(account.id, task.taskid)
+    await store.tasks.ack_command(hwid, remove.id)
     assert (await store.tasks.set_states(hwid, [(task.taskid, TaskState.RUNNING, "")])).changed == []
     # A late report of the deleted task does not take the executor back.
     assert await store.tasks.busy_executors() == set()
@@ -203,8 +209,8 @@ async def test_expire_setup_skips_deleted(store, account, hwid):
 async def test_pending_and_ack(store, account, hwid):
     other, _ = await store.executors.register(account.id, {}, 0.0)
     task, start = await create(store, account, hwid)
-    extra = await store.tasks.enqueue(hwid, "orphan", "remove", {})
-    elsewhere = await store.tasks.enqueue(other, "x", "remove", {})
+    extra = await store.tasks.enqueue(hwid, "orphan", Op.REMOVE, {})
+    elsewhere = await store.tasks.enqueue(other, "x", Op.REMOVE, {})
     assert [c.id for c in await store.tasks.pending_commands(hwid)] == [start.id, extra.id]
     assert start.id < extra.id
 
@@ -237,3 +243,36 @@ async def test_task_ids_are_unique(store, account):
         task, _ = await create(store, account, hwid)
         ids.add(task.taskid)
     assert len(ids) == 20
+
+
+async def test_progress_is_shown_in_the_detail_and_reset_by_a_restart(store, account, hwid):
+    task, _ = await create(store, account, hwid)
+    assert (await store.tasks.detail(account.id, task.taskid)).progress is None
+    await store.tasks.set_progress(task.taskid, 42.5)
+    assert (await store.tasks.detail(account.id, task.taskid)).progress == 42.5
+    await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
+    await store.tasks.restart(account.id, task.taskid, RUN)
+    assert (await store.tasks.detail(account.id, task.taskid)).progress is None
+
+
+async def test_results_are_recorded_for_live_tasks_only(store, account, hwid):
+    task, _ = await create(store, account, hwid)
+    assert (await store.tasks.detail(account.id, task.taskid)).results is None
+    before = time.time()
+    assert await store.tasks.set_results(task.taskid, 1234, 2)
+    results = (await store.tasks.detail(account.id, task.taskid)).results
+    assert (results.size, results.truncated) == (1234, 2) and results.created_at >= before
+    assert await store.tasks.set_results(task.taskid, 99, 0)  # a restart's replace the first
+    assert (await store.tasks.detail(account.id, task.taskid)).results.size == 99
+    await store.tasks.delete(account.id, task.taskid)
+    assert not await store.tasks.set_results(task.taskid, 1, 0)
+    assert not await store.tasks.set_results("never-issued", 1, 0)
+
+
+async def test_a_task_keeps_its_input_file_ids(store, account, hwid):
+    task, _ = await store.tasks.create(account.id, hwid, "megamind.network/helloworld:latest", "", RUN,
+                                       inputs=["f1", "f2"])
+    assert await store.tasks.inputs_of(task.taskid) == ["f1", "f2"]
+    await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
+    plain, _ = await create(store, account, hwid)
+    assert await store.tasks.inputs_of(plain.taskid) == []
