@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -31,7 +32,7 @@ from megamind.executor.link import ApiLink, RefusedByApi, Unregistered
 from megamind.executor.runner import Runner
 from megamind.executor.shipper import Shipper
 from megamind.executor.watcher import Watcher
-from megamind.protocol import PROTOCOL_VERSION, Command, Hello, Welcome
+from megamind.protocol import PROTOCOL_VERSION, Command, Hello, ProtocolError, Welcome
 
 __all__ = ["Agent", "RefusedByApi", "Unregistered"]
 
@@ -55,7 +56,8 @@ class Agent:
         self.hardware = hardware
         self.handles: dict[str, TaskHandle] = {}
         self._jobs: set[asyncio.Task] = set()
-        self.link = ApiLink(http, identity, config.heartbeat_s, self._hello, self._on_welcome, self._on_command)
+        self.link = ApiLink(http, identity, config.heartbeat_s, self._hello, self._on_welcome, self._on_command,
+                            self._on_unreadable)
         self._logs = logs or EngineLogs(docker.runtime.api.api_version)
         self._owns_logs = logs is None
         self.shipper = Shipper(self._logs, self.link.send, config.log_flush_s)
@@ -114,11 +116,24 @@ class Agent:
         self.shipper.restart_from(
             welcome.cursors, {h.taskid: h.container_id for h in self.handles.values() if h.container_id}
         )
-        await self.link.send(await self.watcher.inventory())
-        self.watcher.conclude_unreported()
+        await self.watcher.tell_inventory()
 
     def _on_command(self, command: Command) -> None:
         self._spawn(self.runner.carry_out(command))
+
+    async def _on_unreadable(self, raw: str, error: ProtocolError) -> None:
+        """A command this agent cannot read is its task's error, acknowledged so it stops coming."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        command_id = data.get("id") if isinstance(data, dict) else None
+        taskid = data.get("taskid") if isinstance(data, dict) else None
+        if not isinstance(command_id, int) or not isinstance(taskid, str) or not taskid:
+            log.warning("unreadable message from the API ignored: %s", error)
+            return
+        log.warning("command %s for %s cannot be carried out: %s", command_id, taskid, error)
+        await self.runner.refuse(command_id, taskid, f"agent cannot carry out this command: {error}")
 
     async def _resync(self) -> None:
         await self.watcher.resync(lambda: self.runner.operations_done)

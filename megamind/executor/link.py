@@ -54,6 +54,7 @@ class ApiLink:
         hello: Callable[[], Awaitable[Message]],
         on_welcome: Callable[[Welcome], Awaitable[None]],
         on_command: Callable[[Command], None],
+        on_unreadable: Callable[[str, ProtocolError], Awaitable[None]],
     ) -> None:
         self._http = http
         self._identity = identity
@@ -61,6 +62,7 @@ class ApiLink:
         self._hello = hello
         self._on_welcome = on_welcome
         self._on_command = on_command
+        self._on_unreadable = on_unreadable
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.session = 0  # counts sessions: what was said in an older one may not have arrived
         self.connected = asyncio.Event()
@@ -132,7 +134,12 @@ class ApiLink:
         async for message in ws:
             if message.type != aiohttp.WSMsgType.TEXT:
                 continue
-            command = decode(message.data, API_MESSAGES)
-            if not isinstance(command, Command):
-                raise ProtocolError(f"expected a command, got {command.type}")
+            try:
+                command = decode(message.data, API_MESSAGES)
+                if not isinstance(command, Command):
+                    raise ProtocolError(f"expected a command, got {command.type}")
+            except ProtocolError as exc:
+                # Sent again after every reconnect: breaking the link would not help.
+                await self._on_unreadable(message.data, exc)
+                continue
             self._on_command(command)

@@ -1,10 +1,12 @@
 """A task's output between the engine and the API: read, not yet shipped, and bounded.
 
-The engine is read as fast as it writes, so its own log files never rotate lines away
-unread.  What the link or the API cannot take as fast piles up here; past a bound,
-whole lines go from the middle (after the oldest ones waiting, before the newest),
-and one entry per stream says how many.  The newest 20 stdout lines always stay, so
-gettasklogs is exact whatever was dropped.
+What the link or the API cannot take as fast as the engine gives it piles up here.
+Once half full, the buffer is ``crowded``: the follower stops reading for a while and
+the engine's own log file holds the rest (a burst of a few hundred thousand lines
+gets through whole).  When that is not enough, past the bound whole lines go from
+the middle (after the oldest ones waiting, before the newest), and one entry per
+stream says how many.  The newest 20 stdout lines always stay, so gettasklogs is
+exact whatever was dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class OutputBuffer:
 
     def __len__(self) -> int:
         return len(self._head) + len(self._tail)
+
+    @property
+    def crowded(self) -> bool:
+        """Half full: reading more now would soon cost lines."""
+        return len(self) * 2 >= self._max_lines or self._chars * 2 >= self._max_chars
 
     @property
     def dropped(self) -> int:

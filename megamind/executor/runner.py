@@ -74,6 +74,11 @@ class Runner:
         await asyncio.to_thread(self.applied.add, command_id)
         await self._send(Ack(command_id))
 
+    async def refuse(self, command_id: int, taskid: str, reason: str) -> None:
+        """A command that cannot be carried out at all: its task's error, acknowledged."""
+        await self.reporter.state(taskid, TaskState.ERROR, reason)
+        await self._ack(command_id)
+
     async def carry_out(self, command: Command) -> None:
         handle = self.handles.get(command.taskid)
         if handle is None:

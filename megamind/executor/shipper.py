@@ -21,6 +21,13 @@ from megamind.protocol import LogBatch, LogCursor
 
 log = logging.getLogger(__name__)
 
+# A follower whose buffer is crowded stops reading the engine this long at most, waiting
+# for the link to take what waits; past it, it reads on and the buffer drops lines.
+MAX_READ_PAUSE_S = 10.0
+# A stopped container's last lines are waited for as long as its follower makes progress
+# on them, and this long without any.
+DRAIN_STALL_S = 10.0
+
 # A follower whose stream breaks (the engine restarting under it) reads again from its
 # cursor after these pauses; past them, the next look at the container starts it again.
 REFOLLOW_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
@@ -40,6 +47,7 @@ class TaskOutput:
     # Asked to follow again while a follower was still reading the run before.
     follow_again: bool = False
     drained: asyncio.Event = field(default_factory=asyncio.Event)
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # set whenever a batch was taken
 
 
 class Shipper:
@@ -77,6 +85,8 @@ class Shipper:
             try:
                 async with contextlib.aclosing(self._source.follow(out.container_id, out.buffer.cursor)) as reads:
                     async for read in reads:
+                        if out.buffer.crowded:
+                            await self._make_room(out)
                         out.buffer.add(read.entries, read.cursor)
                         self._waiting.set()
                 broken = 0
@@ -94,17 +104,30 @@ class Shipper:
                 out.drained.set()
                 return
 
-    async def drained(self, taskid: str, timeout: float) -> bool:
-        """Wait until the follower has read everything the stopped container wrote."""
+    async def _make_room(self, out: TaskOutput) -> None:
+        """Stop reading until the link took what waits (the engine's log holds the rest)."""
+        out.room.clear()
+        self._waiting.set()
+        try:
+            await asyncio.wait_for(out.room.wait(), MAX_READ_PAUSE_S)
+        except asyncio.TimeoutError:
+            log.warning("output of %s: the link does not keep up; lines are dropped", out.taskid)
+
+    async def drained(self, taskid: str, stall_s: float = DRAIN_STALL_S) -> bool:
+        """Wait until the follower has read everything the stopped container wrote, for as
+        long as it makes progress (a backlog takes its time) and ``stall_s`` without."""
         out = self._outputs.get(taskid)
         if out is None:
             return True
-        try:
-            await asyncio.wait_for(out.drained.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            log.warning("output of %s not drained within %gs", taskid, timeout)
-            return False
+        while True:
+            position = out.buffer.cursor
+            try:
+                await asyncio.wait_for(out.drained.wait(), stall_s)
+                return True
+            except asyncio.TimeoutError:
+                if out.buffer.cursor == position:
+                    log.warning("output of %s not drained: no progress in %gs", taskid, stall_s)
+                    return False
 
     def restart_from(self, cursors: dict[str, LogCursor], containers: dict[str, str]) -> None:
         """A new session: the output of every container (taskid -> container id) is read
@@ -119,6 +142,10 @@ class Shipper:
         for taskid, container_id in containers.items():
             self._output(taskid).buffer.reset(cursors.get(taskid, LogCursor()))
             self.follow(taskid, container_id)
+
+    def following(self, taskid: str) -> bool:
+        out = self._outputs.get(taskid)
+        return out is not None and out.follower is not None and not out.follower.done()
 
     def waiting(self, taskid: str) -> int:
         """How many entries of a task wait to be shipped."""
@@ -139,6 +166,7 @@ class Shipper:
             return True
         async with self._sending:
             batch = out.buffer.take(taskid)
+            out.room.set()
             return batch is None or await self._send(batch)
 
     async def run(self) -> None:
@@ -150,6 +178,7 @@ class Shipper:
             async with self._sending:
                 for out in list(self._outputs.values()):
                     batch = out.buffer.take(out.taskid)
+                    out.room.set()
                     if batch is not None and not await self._send(batch):
                         break  # the link is down: the next session reads again from the API's cursor
 

@@ -30,8 +30,6 @@ from megamind.states import TaskState
 
 log = logging.getLogger(__name__)
 
-# How long a stopped container's last lines may take to come through the engine.
-DRAIN_TIMEOUT_S = 10.0
 RESULTS_TIMEOUT_S = 600.0
 
 
@@ -84,7 +82,7 @@ class Watcher:
 
     async def _conclude(self, handle: TaskHandle, info: ContainerInfo, status: ContainerStatus) -> None:
         session = self._session()
-        await self.shipper.drained(handle.taskid, DRAIN_TIMEOUT_S)
+        await self.shipper.drained(handle.taskid)
         if status is ContainerStatus.EXITED:
             await self._ship_results(handle.taskid, info)
         state, error_msg = task_state_of(status, info.exit_code)
@@ -128,14 +126,17 @@ class Watcher:
                 self.handles[info.taskid] = TaskHandle(info.taskid, info.id)
         log.info("re-adopted %d container(s)", len(self.handles))
 
-    async def inventory(self) -> Inventory:
-        """Every container this executor has, as the API is to know it.
+    async def inventory(self) -> tuple[Inventory, list[TaskHandle]]:
+        """Every container this executor has, as the API is to know it, and the tasks
+        to look at after it is sent.
 
         A stopped container whose end was not reported in this session is busy: its
-        last lines are still to be shipped, and its state follows them.
+        last lines are still to be shipped, and its state follows them, once it is
+        looked at.  So is a running one that nobody follows (the engine came back).
         """
         session = self._session()
         reports: dict[str, ContainerReport] = {}
+        to_look_at: list[TaskHandle] = []
         for info in await self.docker.containers(self.identity.hwid):
             if not info.taskid:
                 continue
@@ -143,25 +144,34 @@ class Watcher:
             if handle is None:
                 handle = self.handles[info.taskid] = TaskHandle(info.taskid, info.id)
             status = container_status(info.status)
-            if handle.busy or (status is not ContainerStatus.RUNNING and handle.concluded_in != session):
+            if not handle.busy:
+                if status is ContainerStatus.RUNNING:
+                    if not self.shipper.following(info.taskid):
+                        to_look_at.append(handle)
+                elif handle.concluded_in != session:
+                    status = ContainerStatus.BUSY
+                    to_look_at.append(handle)
+            else:
                 status = ContainerStatus.BUSY
             reports[info.taskid] = ContainerReport(info.taskid, status, info.exit_code)
         for taskid, handle in self.handles.items():
             if handle.busy and taskid not in reports:
                 reports[taskid] = ContainerReport(taskid, ContainerStatus.BUSY)
-        return Inventory(tuple(reports.values()))
+        return Inventory(tuple(reports.values())), to_look_at
 
-    def conclude_unreported(self) -> None:
-        """After a welcome: every task not yet concluded in this session is looked at."""
-        session = self._session()
-        for handle in list(self.handles.values()):
-            if not handle.busy and handle.concluded_in != session and handle.container_id:
-                self._spawn(self.refresh_locked(handle))
+    async def tell_inventory(self) -> None:
+        await self._tell(*await self.inventory())
+
+    async def _tell(self, inventory: Inventory, to_look_at: list[TaskHandle]) -> None:
+        """Send the inventory, then look at each task it could not vouch for."""
+        await self._send(inventory)
+        for handle in to_look_at:
+            self._spawn(self.refresh_locked(handle))
 
     async def resync(self, operations_done: Callable[[], int]) -> None:
         before = operations_done()
         try:
-            inventory = await self.inventory()
+            listed = await self.inventory()
         except ENGINE_ERRORS as exc:
             log.warning("engine not answering: %s", exc)
             return
@@ -169,7 +179,7 @@ class Watcher:
             # A command finished while the engine was being listed: the snapshot may show
             # the world before it and would undo its report. The next resync will do.
             return
-        await self._send(inventory)
+        await self._tell(*listed)
 
     # --- engine events -------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.identity import Identity
 from megamind.executor.runtime import DockerRuntime
-from megamind.protocol import AGENT_PATH
+from megamind.protocol import AGENT_PATH, Welcome
 
 from .conftest import TEST_LABEL, containers_of
 
@@ -42,7 +42,7 @@ class ScriptedApi:
         hello = await ws.receive_json()
         assert hello["type"] == "hello"
         self.hellos += 1
-        await ws.send_json({"type": "welcome", "hwid": request.headers["executor-token"]})
+        await ws.send_str(Welcome(request.headers["executor-token"], {}, 1024 * 1024).encode())
         self.ws = ws
         self.connected.set()
         async for message in ws:
@@ -114,7 +114,7 @@ async def test_a_restart_resent_after_a_broken_link_is_applied_once(agent, engin
     (container,) = containers_of(engine, taskid)
     since = time.time()
 
-    restart = {"type": "command", "id": 2, "op": "restart", "taskid": taskid}
+    restart = {**start_command(2, taskid, image, "sleep 60"), "op": "restart"}
     await api.ws.send_json(restart)
     await api.ws.close()  # the link breaks before any acknowledgement
     api.connected.clear()
@@ -148,14 +148,15 @@ async def test_a_command_that_fails_stays_with_its_task(agent, engine):
     broken = "t" + uuid.uuid4().hex
     await api.ws.send_json({"type": "command", "id": 20, "op": "start", "taskid": broken})  # no image
     failed = await api.wait_for(lambda m: m["type"] == "state" and m["taskid"] == broken)
-    assert failed["state"] == 5 and "agent failed to start" in failed["error_msg"]
+    assert failed["state"] == 5 and "cannot carry out" in failed["error_msg"] and "image" in failed["error_msg"]
     await api.wait_for(api.acked(20))  # acknowledged: it will not come back forever
 
     healthy = "t" + uuid.uuid4().hex
     await api.ws.send_json(start_command(21, healthy, image, "echo fine"))
     await api.wait_for(api.state(healthy, 4))
-    logs = await api.wait_for(lambda m: m["type"] == "logs" and m["taskid"] == healthy and m["lines"])
-    assert logs["lines"] == ["fine"]
+    logs = await api.wait_for(lambda m: m["type"] == "logs" and m["taskid"] == healthy and m["entries"])
+    assert [text for _, _, text in logs["entries"]] == ["fine"]
+    assert api.hellos == 1  # the unreadable command did not cost the link
 
 
 async def test_a_start_resent_after_it_finished_does_not_run_the_task_again(agent, engine):

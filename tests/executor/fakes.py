@@ -115,6 +115,8 @@ class FakeLogs:
     """Each container's lines; a follow gives those after the cursor, and ends when the
     container is not running (as the engine's stream does)."""
 
+    CHUNK_LINES = 2_000
+
     def __init__(self, docker: FakeDocker) -> None:
         self.docker = docker
         self.lines: dict[str, list[LogEntry]] = {}
@@ -131,14 +133,16 @@ class FakeLogs:
             raise ContainerGone(container_id)
         sent = 0
         while True:
+            container = self.docker.containers_by_id.get(container_id)
+            stopped = container is None or container.status != "running"  # before the read: it gets the last lines
             lines = self.lines.get(container_id, [])
             fresh = [e for e in lines[sent:] if not cursor.of(e.stream).has_read(e.ns, 1)]
             sent = len(lines)
-            for entry in fresh:
-                cursor = cursor.advanced(entry.stream, entry.ns)
-            if fresh:
-                yield LogsRead(tuple(fresh), cursor)
-            container = self.docker.containers_by_id.get(container_id)
-            if container is None or container.status != "running":
+            for start in range(0, len(fresh), self.CHUNK_LINES):  # as the engine's stream comes: in chunks
+                chunk = fresh[start:start + self.CHUNK_LINES]
+                for entry in chunk:
+                    cursor = cursor.advanced(entry.stream, entry.ns)
+                yield LogsRead(tuple(chunk), cursor)
+            if stopped:
                 return
             await asyncio.sleep(0.005)

@@ -15,7 +15,38 @@ async def make_container(docker: FakeDocker, taskid: str) -> str:
     return created.id
 
 
-async def test_a_slow_link_drops_whole_lines_from_the_middle_and_says_how_many():
+async def test_a_slow_link_holds_the_reading_back_and_loses_nothing():
+    docker = FakeDocker()
+    logs = FakeLogs(docker)
+    sent: list[LogBatch] = []
+    most_waiting = 0
+
+    async def slow_send(batch: LogBatch) -> bool:
+        nonlocal most_waiting
+        most_waiting = max(most_waiting, len(batch.entries))
+        await asyncio.sleep(0.02)  # an API that takes its time with every batch
+        sent.append(batch)
+        return True
+
+    shipper = Shipper(logs, slow_send, window_s=0.001)
+    shipping = asyncio.create_task(shipper.run())
+    container_id = await make_container(docker, "t1")
+    total = 200_000
+    logs.print("t1", *[f"out {i}" for i in range(total)])  # all there before the first read
+    shipper.follow("t1", container_id)
+    docker.exit("t1", 0)
+    assert await shipper.drained("t1")
+    assert await shipper.flush("t1")
+    shipping.cancel()
+    entries = [e for batch in sent for e in batch.entries]
+    assert not any(e.dropped for e in entries)
+    assert [e.text for e in entries] == [f"out {i}" for i in range(total)]
+    assert most_waiting <= 20_000
+    await shipper.close()
+
+
+async def test_a_link_that_does_not_move_costs_whole_lines_from_the_middle_counted(monkeypatch):
+    monkeypatch.setattr("megamind.executor.shipper.MAX_READ_PAUSE_S", 0.01)
     docker = FakeDocker()
     logs = FakeLogs(docker)
     sent: list[LogBatch] = []

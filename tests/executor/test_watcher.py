@@ -38,12 +38,14 @@ async def test_an_end_not_reported_in_this_session_is_busy_in_the_inventory(room
     handle = await started(rooms)
     rooms.docker.exit("t1", 0)
     rooms.session = 2  # a new link: what was said before may not have arrived
-    assert (await rooms.watcher.inventory()).containers == (ContainerReport("t1", ContainerStatus.BUSY, 0),)
-    rooms.watcher.conclude_unreported()
+    inventory, _ = await rooms.watcher.inventory()
+    assert inventory.containers == (ContainerReport("t1", ContainerStatus.BUSY, 0),)
+    await rooms.watcher.tell_inventory()
     await rooms.settle()
     assert rooms.sent[-1] == StateReport("t1", TaskState.STOPPED, "", 0)
     assert handle.concluded_in == 2
-    assert (await rooms.watcher.inventory()).containers == (ContainerReport("t1", ContainerStatus.EXITED, 0),)
+    inventory, to_look_at = await rooms.watcher.inventory()
+    assert inventory.containers == (ContainerReport("t1", ContainerStatus.EXITED, 0),) and to_look_at == []
 
 
 async def test_an_end_whose_lines_could_not_go_is_not_reported(rooms):
@@ -95,8 +97,21 @@ async def test_a_new_session_reads_output_again_from_the_apis_cursor(rooms):
     rooms.sent.clear()
     rooms.session = 2
     rooms.shipper.restart_from({"t1": api_has}, {"t1": handle.container_id})
-    rooms.watcher.conclude_unreported()
+    await rooms.watcher.tell_inventory()
     await rooms.settle()
     again = [m for m in rooms.sent if isinstance(m, LogBatch)]
     assert [e.text for m in again for e in m.entries] == ["b", "c"]
     assert again[0].since == api_has
+
+
+async def test_a_running_container_nobody_follows_is_followed_again_after_a_resync(rooms):
+    handle = await started(rooms)
+    rooms.shipper.forget("t1")  # the engine went away under its follower, which gave up
+    assert not rooms.shipper.following("t1")
+    await rooms.watcher.resync(lambda: 0)
+    await rooms.settle()
+    assert rooms.shipper.following("t1")
+    rooms.logs.print("t1", "after the engine came back")
+    rooms.docker.exit("t1", 0)
+    await rooms.watcher.refresh_locked(handle)
+    assert "after the engine came back" in [e.text for m in rooms.sent if isinstance(m, LogBatch) for e in m.entries]
