@@ -252,14 +252,14 @@ class EngineLogs:
         )
         self._api = f"{base_url}/v{api_version}"
 
-    async def follow(self, container_id: str, cursor: LogCursor) -> AsyncIterator[LogsRead]:
+    async def follow(self, container_id: str, cursor: LogCursor, *, follow: bool = True) -> AsyncIterator[LogsRead]:
         """Batches of the lines after ``cursor``, as they come, until the engine ends the
         stream: the container stopped (or never ran) and every line it printed was given.
 
         Raises ``ContainerGone`` (404) or ``FollowError``.  Close the iterator
         (``contextlib.aclosing``) when leaving early: that closes its connection.
         """
-        params = {"follow": "1", "stdout": "1", "stderr": "1", "timestamps": "1"}
+        params = {"follow": "1" if follow else "0", "stdout": "1", "stderr": "1", "timestamps": "1"}
         if cursor.since_ns:
             params["since"] = since_param(cursor.since_ns)
         url = f"{self._api}/containers/{quote(container_id, safe='')}/logs"

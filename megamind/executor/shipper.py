@@ -34,8 +34,9 @@ REFOLLOW_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class LogSource(Protocol):
-    def follow(self, container_id: str, cursor: LogCursor) -> AsyncIterator[LogsRead]:
-        """Batches of lines after ``cursor`` and the cursor after each, until the container stops."""
+    def follow(self, container_id: str, cursor: LogCursor, *, follow: bool = True) -> AsyncIterator[LogsRead]:
+        """Batches of lines after ``cursor`` and the cursor after each, until the container
+        stops (``follow``), or until the end of what the engine has kept (not ``follow``)."""
 
 
 @dataclass(eq=False)
@@ -83,12 +84,11 @@ class Shipper:
         while True:
             out.follow_again = False
             try:
-                async with contextlib.aclosing(self._source.follow(out.container_id, out.buffer.cursor)) as reads:
-                    async for read in reads:
-                        if out.buffer.crowded:
-                            await self._make_room(out)
-                        out.buffer.add(read.entries, read.cursor)
-                        self._waiting.set()
+                await self._read(out, follow=True)
+                # The engine ends a follow when the container stops, and then only reads on
+                # to the end if its reader kept up: a reader held back by a slow link would
+                # lose the rest.  What is left is read again, plainly, from the cursor.
+                await self._read(out, follow=False)
                 broken = 0
             except ContainerGone:
                 pass  # removed: nothing more to read
@@ -101,8 +101,17 @@ class Shipper:
                 else:
                     log.warning("output of %s cannot be read now: %s", out.taskid, exc)
             if not out.follow_again:
+                log.debug("output of %s read to %s", out.taskid, out.buffer.cursor)
                 out.drained.set()
                 return
+
+    async def _read(self, out: TaskOutput, follow: bool) -> None:
+        async with contextlib.aclosing(self._source.follow(out.container_id, out.buffer.cursor, follow=follow)) as reads:
+            async for read in reads:
+                if out.buffer.crowded:
+                    await self._make_room(out)
+                out.buffer.add(read.entries, read.cursor)
+                self._waiting.set()
 
     async def _make_room(self, out: TaskOutput) -> None:
         """Stop reading until the link took what waits (the engine's log holds the rest)."""

@@ -82,6 +82,10 @@ class Watcher:
 
     async def _conclude(self, handle: TaskHandle, info: ContainerInfo, status: ContainerStatus) -> None:
         session = self._session()
+        if not self.shipper.following(handle.taskid):
+            # It may have stopped before anyone followed it (a death during its start):
+            # what it printed is read now, from where the copy ends.
+            self.shipper.follow(handle.taskid, info.id)
         await self.shipper.drained(handle.taskid)
         if status is ContainerStatus.EXITED:
             await self._ship_results(handle.taskid, info)

@@ -116,6 +116,7 @@ class FakeLogs:
     container is not running (as the engine's stream does)."""
 
     CHUNK_LINES = 2_000
+    follow_ends_early = False  # a follow of a stopped container gives only its first chunk
 
     def __init__(self, docker: FakeDocker) -> None:
         self.docker = docker
@@ -127,14 +128,15 @@ class FakeLogs:
         container = self.docker.by_task(taskid)
         self.lines.setdefault(container.id, []).extend(LogEntry(stream, next(self._clock), t) for t in texts)
 
-    async def follow(self, container_id: str, cursor: LogCursor):
+    async def follow(self, container_id: str, cursor: LogCursor, *, follow: bool = True):
         self.follows += 1
         if container_id not in self.docker.containers_by_id:
             raise ContainerGone(container_id)
         sent = 0
         while True:
             container = self.docker.containers_by_id.get(container_id)
-            stopped = container is None or container.status != "running"  # before the read: it gets the last lines
+            # Looked at before the read, so a follow gets the last lines; a plain read ends at once.
+            stopped = not follow or container is None or container.status != "running"
             lines = self.lines.get(container_id, [])
             fresh = [e for e in lines[sent:] if not cursor.of(e.stream).has_read(e.ns, 1)]
             sent = len(lines)
@@ -143,6 +145,8 @@ class FakeLogs:
                 for entry in chunk:
                     cursor = cursor.advanced(entry.stream, entry.ns)
                 yield LogsRead(tuple(chunk), cursor)
+                if follow and stopped and self.follow_ends_early:
+                    return
             if stopped:
                 return
             await asyncio.sleep(0.005)

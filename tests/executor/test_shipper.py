@@ -110,3 +110,24 @@ async def test_batches_continue_one_another_and_the_restart_of_a_container_is_fo
     for before, after in zip(sent, sent[1:]):
         assert after.since == before.cursor
     await shipper.close()
+
+
+async def test_what_a_follow_left_unread_when_the_container_stopped_is_read_after_it():
+    docker = FakeDocker()
+    logs = FakeLogs(docker)
+    logs.follow_ends_early = True  # the engine ends a lagging follow at the stop
+    sent: list[LogBatch] = []
+
+    async def send(batch: LogBatch) -> bool:
+        sent.append(batch)
+        return True
+
+    shipper = Shipper(logs, send, window_s=0.001)
+    container_id = await make_container(docker, "t1")
+    logs.print("t1", *[f"line {i}" for i in range(10_000)])
+    docker.exit("t1", 0)
+    shipper.follow("t1", container_id)
+    assert await shipper.drained("t1")
+    assert await shipper.flush("t1")
+    assert [e.text for b in sent for e in b.entries] == [f"line {i}" for i in range(10_000)]
+    await shipper.close()

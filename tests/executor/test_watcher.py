@@ -115,3 +115,21 @@ async def test_a_running_container_nobody_follows_is_followed_again_after_a_resy
     rooms.docker.exit("t1", 0)
     await rooms.watcher.refresh_locked(handle)
     assert "after the engine came back" in [e.text for m in rooms.sent if isinstance(m, LogBatch) for e in m.entries]
+
+
+async def test_a_container_that_died_during_its_start_still_has_its_lines_read(rooms, monkeypatch):
+    real_start = rooms.docker.start
+
+    async def start_and_die(container_id):
+        await real_start(container_id)
+        container = rooms.docker.containers_by_id[container_id]
+        rooms.logs.print(container.taskid, "about to fail")
+        rooms.docker.exit(container.taskid, 3)
+        rooms.handles[container.taskid].missed_event = True  # the die event came while it was busy
+
+    monkeypatch.setattr(rooms.docker, "start", start_and_die)
+    await started(rooms)
+    end = StateReport("t1", TaskState.ERROR, "exited with code 3", 3)
+    assert end in rooms.sent
+    shipped = [e.text for m in rooms.sent[: rooms.sent.index(end)] if isinstance(m, LogBatch) for e in m.entries]
+    assert shipped == ["about to fail"]
