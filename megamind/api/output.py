@@ -23,6 +23,7 @@ from megamind.protocol import Stream
 from megamind.store import Store
 from megamind.store.files import check_file_name, new_file_id
 from megamind.store.logs import PAGE_LINES
+from megamind.taskenv import OUTPUT_DIR
 
 STREAMS = {s.name.lower(): s for s in Stream}
 FOLLOW_VALUES = {"0": False, "false": False, "1": True, "true": True}
@@ -149,6 +150,8 @@ async def results(request: web.Request) -> web.StreamResponse:
                 "Content-Disposition": f'attachment; filename="{task.taskid}-results.tar.gz"',
             })
     except BlobNotFound:
+        if task.state.finished:
+            raise ResultsNotFound(f"task {task.taskid} left no files in {OUTPUT_DIR}/") from None
         raise ResultsNotFound(f"task {task.taskid} has no results yet: they are collected when it ends") from None
 
 

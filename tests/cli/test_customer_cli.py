@@ -356,7 +356,7 @@ def test_results_download_into_a_folder(invoke, api_env, agent, running, tmp_pat
     taskid, _ = running
     result = invoke(["results", taskid], env=api_env)
     assert result.exit_code == 1
-    assert "(results_not_found, code 19); results are collected when the task ends" in result.stderr
+    assert "they are collected when it ends (results_not_found, code 19)" in result.stderr
     files = {"model.bin": bytes(range(256)) * 1000, "eval/score.txt": b"0.93\n"}
     agent.put_results(taskid, targz(files))
     agent.state(taskid, TaskState.STOPPED)

@@ -65,7 +65,7 @@ def results(taskid: str, directory: Path | None, as_json: bool) -> None:
         try:
             files = client.download_results(taskid, directory)
         except ResultsNotFound as exc:
-            raise Failure(f"{describe(exc)}; results are collected when the task ends") from None
+            raise Failure(describe(exc)) from None
         except UnsafeArchive as exc:
             raise Failure(str(exc)) from None
         except OSError as exc:
