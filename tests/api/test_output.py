@@ -232,7 +232,7 @@ async def test_results_round_trip_byte_for_byte(alice, agent, helpers, client):
     taskid, _ = await alice.start_task(agent)
     status, headers, body = await get_results(alice, taskid)
     assert status == 404 and headers["Content-Type"] == "application/json"
-    helpers.assert_error(status, json.loads(body), 404, 19)
+    assert "no results yet" in helpers.assert_error(status, json.loads(body), 404, 19)
 
     archive = os.urandom(50_000)
     assert await put_results(agent, taskid, archive, {"X-Megamind-Results-Truncated": "3"}) == (204, b"")
@@ -281,3 +281,11 @@ async def test_results_only_from_the_executor_of_a_live_task(alice, owner, agent
         assert r.status == 401  # a customer key is no executor token
     await alice.deltask(taskid)
     assert (await put_results(agent, taskid, b"x"))[0] == 404
+
+
+async def test_an_ended_task_without_results_says_it_left_none(alice, agent, helpers):
+    taskid, _ = await alice.start_task(agent)
+    await agent.state(taskid, 4)
+    await alice.wait_state(taskid, 4)
+    status, _, body = await get_results(alice, taskid)
+    assert "left no files in /megamind/output/" in helpers.assert_error(status, json.loads(body), 404, 19)
