@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +21,7 @@ import aiohttp
 
 from megamind.client.errors import RateLimited, TransportError
 from megamind.client.transport import reason
+from megamind.logmarks import count_dropped_before
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,6 @@ _FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.1, 5.0
 # What ends a connection early, as aiohttp raises it while a body is read.
 DROPPED = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
 
-# The first line of an answer from a log's start once its oldest lines went past the
-# API's bound, as megamind/store/logs.py (dropped_before) writes it.
-_TRIMMED = re.compile(r"\[megamind: ([0-9]+) earlier lines? dropped\]")
 
 
 class LineSplitter:
@@ -82,9 +79,11 @@ class LogPosition:
         """Whether ``line``, the answer's next, is one the reader has not given yet."""
         if self._next is None:
             self._next = 0
-            trimmed = _TRIMMED.fullmatch(line)
+            # The first line of an answer from a log's start, once its oldest lines went
+            # past the API's bound, says how many.
+            trimmed = count_dropped_before(line)
             if trimmed is not None:
-                self._next = int(trimmed[1])
+                self._next = trimmed
                 if self._next <= self.given:
                     return False
                 # Lines never given went past the bound meanwhile: the line says so.
@@ -101,7 +100,7 @@ def tail_of(kept: list[str], tail: int) -> tuple[list[str], LogPosition]:
     """The last ``tail`` lines of a whole log as read, and the position after all of it."""
     position = LogPosition()
     lines = [line for line in kept if position.take(line)]
-    if lines and _TRIMMED.fullmatch(lines[0]):
+    if lines and count_dropped_before(lines[0]) is not None:
         lines = lines[1:]  # as the API's own tail: lines only
     return lines[len(lines) - min(tail, len(lines)):], position
 

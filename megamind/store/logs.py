@@ -21,18 +21,6 @@ from megamind.protocol import TAIL_LINES, LogBatch, LogCursor, Stream
 PAGE_LINES = 5000  # what one read returns at most: a reader's memory stays bounded
 
 
-def dropped_here(count: int) -> str:
-    return f"[megamind: {count} {_lines(count)} dropped here]"
-
-
-def dropped_before(count: int) -> str:
-    return f"[megamind: {count} earlier {_lines(count)} dropped]"
-
-
-def _lines(count: int) -> str:
-    return "line" if count == 1 else "lines"
-
-
 class LogPage(NamedTuple):
     lines: list[tuple[int, str]]  # (seq, text) oldest first; dropped-line markers rendered
     end: int  # the task's highest seq (either stream) when it was read: what `wait` compares

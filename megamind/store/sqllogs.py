@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 from megamind.protocol import TAIL_LINES, LogBatch, LogCursor, Stream
 from megamind.store.db import Database
-from megamind.store.logs import PAGE_LINES, LogPage, dropped_before, dropped_here
+from megamind.logmarks import dropped_before, dropped_here
+from megamind.store.logs import PAGE_LINES, LogPage
 
 _TRIM_TO = 0.9  # of the bound, once a stream passes it
 _IN_CHUNK = 500  # taskids per IN (...) list
