@@ -20,6 +20,7 @@ from megamind.protocol import Op
 from megamind.secrets import new_task_id
 from megamind.states import TaskState
 from megamind.store.db import Database
+from megamind.store.listings import ListingCache
 
 
 @dataclass(frozen=True)
@@ -105,63 +106,23 @@ def _is_live_task_conflict(exc: sqlite3.IntegrityError) -> bool:
     return "tasks.hwid" in str(exc)
 
 
-# Listings kept in memory at most, counted in tasks (a few MB).
-MAX_CACHED_LISTED_TASKS = 20_000
-
-
 class TaskStore:
     """Tasks and commands.
 
     `list_for_account` is what customers poll, so each account's listing is kept in
-    memory until a task of that account changes: every write to the tasks table goes
-    through this class (and executor addresses change only through `forget_listings`,
-    called by the executor store), and each write drops the listings it touches
-    after it commits.  A read that raced a write never stores what it read.
+    memory (`ListingCache`) until a task of that account changes: every write to the
+    tasks table goes through this class (and executor addresses change only through
+    `forget_listings`, called by the executor store), and each write drops the
+    listings it touches after it commits.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._listings: dict[int, list[Task]] = {}
-        self._listed: dict[str, int] = {}  # taskid -> account, for tasks in a kept listing
-        self._listed_count = 0
-        self._generation = 0  # bumped by every change; a listing read across one is not kept
-
-    # --- the listings cache ------------------------------------------------------------
-
-    def _forget_account(self, account_id: int) -> None:
-        self._generation += 1
-        tasks = self._listings.pop(account_id, None)
-        if tasks is not None:
-            self._listed_count -= len(tasks)
-            for task in tasks:
-                self._listed.pop(task.taskid, None)
-
-    def _forget_tasks(self, taskids) -> None:
-        self._generation += 1
-        for taskid in taskids:
-            account_id = self._listed.get(taskid)
-            if account_id is not None:
-                self._forget_account(account_id)
+        self._listings: ListingCache[Task] = ListingCache()
 
     def forget_listings(self) -> None:
         """Drop every kept listing (an executor's address changed)."""
-        self._generation += 1
-        self._listings.clear()
-        self._listed.clear()
-        self._listed_count = 0
-
-    def _keep(self, account_id: int, tasks: list[Task]) -> None:
-        if len(tasks) > MAX_CACHED_LISTED_TASKS:
-            return
-        if self._listed_count + len(tasks) > MAX_CACHED_LISTED_TASKS:
-            self.forget_listings()
-        previous = self._listings.pop(account_id, None)  # two reads of one listing raced
-        if previous is not None:
-            self._listed_count -= len(previous)
-        self._listings[account_id] = tasks
-        self._listed_count += len(tasks)
-        for task in tasks:
-            self._listed[task.taskid] = account_id
+        self._listings.forget_all()
 
     # --- customer side -------------------------------------------------------------
 
@@ -190,7 +151,7 @@ class TaskStore:
             if _is_live_task_conflict(exc):
                 raise ExecutorBusy(f"executor {hwid} is running another task") from None
             raise
-        self._forget_account(account_id)
+        self._listings.forget_account(account_id)
         return task, command
 
     async def get(self, account_id: int, taskid: str) -> Task:
@@ -235,8 +196,8 @@ class TaskStore:
         """The account's tasks that were not deleted, oldest first."""
         kept = self._listings.get(account_id)
         if kept is not None:
-            return list(kept)
-        generation = self._generation
+            return kept
+        generation = self._listings.generation
         rows = await self._db.fetchall(
             "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg,"
             " t.deleted, e.ip FROM tasks t JOIN executors e ON e.hwid = t.hwid"
@@ -244,15 +205,14 @@ class TaskStore:
             (account_id,),
         )
         tasks = [_task(r, r[8]) for r in rows]
-        if generation == self._generation:
-            self._keep(account_id, tasks)
+        self._listings.keep(account_id, tasks, generation)
         return list(tasks)
 
     async def delete(self, account_id: int, taskid: str) -> Command:
         try:
             return await self._delete(account_id, taskid)
         finally:
-            self._forget_account(account_id)
+            self._listings.forget_account(account_id)
 
     async def _delete(self, account_id: int, taskid: str) -> Command:
         task = await self.get(account_id, taskid)
@@ -276,7 +236,7 @@ class TaskStore:
         try:
             return await self._restart(account_id, taskid, run_payload)
         finally:
-            self._forget_account(account_id)
+            self._listings.forget_account(account_id)
 
     async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
         task = await self.get(account_id, taskid)
@@ -361,7 +321,7 @@ class TaskStore:
                     continue
                 if cursor.rowcount:
                     changed.append(taskid)
-        self._forget_tasks(changed)
+        self._listings.forget_tasks(changed)
         return result
 
     async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
@@ -381,7 +341,7 @@ class TaskStore:
                 [(t,) for t, _ in expired],
             )
         if expired:
-            self._forget_tasks([t for t, _ in expired])
+            self._listings.forget_tasks([t for t, _ in expired])
         return expired
 
     # --- commands ------------------------------------------------------------------
