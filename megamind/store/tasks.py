@@ -183,10 +183,12 @@ class TaskStore:
         row = await self._db.fetchone("SELECT inputs FROM tasks WHERE taskid = ?", (taskid,))
         return json.loads(row["inputs"]) if row else []
 
-    async def holders_of_owned_executors(self, owner_id: int) -> dict[str, tuple[str, int]]:
-        """hwid -> (taskid, account id) of the task holding each executor this account owns."""
+    async def holders_of_owned_executors(self, owner_id: int) -> dict[str, tuple[str | None, int]]:
+        """hwid -> (taskid, account id) of the task holding each executor this account owns;
+        the taskid is None for a deleted task whose container is still being removed."""
         rows = await self._db.fetchall(
-            "SELECT t.hwid, t.taskid, t.account_id FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            "SELECT t.hwid, CASE WHEN t.deleted = 0 THEN t.taskid END AS taskid, t.account_id"
+            " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
             " WHERE e.account_id = ? AND t.holds_executor = 1",
             (owner_id,),
         )

@@ -125,6 +125,17 @@ async def test_an_owner_sees_its_executors_free_busy_and_offline(alice, owner, n
     assert (two["status"], two["online"], two["busy"], two["taskid"]) == ("offline", False, True, own)
 
 
+async def test_an_executor_whose_deleted_task_is_still_being_removed_is_busy_with_no_task(owner, agent):
+    taskid, _ = await owner.start_task(agent)
+    await owner.deltask(taskid)
+    remove = await agent.command()
+    status, [item] = await owner.call("GET", "/api/v1/executors")
+    assert (item["status"], item["busy"], item["taskid"]) == ("busy", True, None)
+    await agent.ack(remove["id"])
+    status, [item] = await owner.call("GET", "/api/v1/executors")
+    assert (item["status"], item["busy"], item["taskid"]) == ("free", False, None)
+
+
 async def test_executors_lists_only_the_callers_own(alice, owner, agent):
     status, items = await alice.call("GET", "/api/v1/executors")
     assert (status, items) == (200, [])
