@@ -325,8 +325,8 @@ class Welcome(Message):
     type: ClassVar[str] = "welcome"
     hwid: str
     # Where the API's copy of each task's output ends, for the tasks it holds on this executor.
-    cursors: dict[str, LogCursor] = field(default_factory=dict)
-    results_limit: int = 0  # bytes of a task's results the API accepts (the server's option)
+    cursors: dict[str, LogCursor]
+    results_limit: int  # bytes of a task's results the API accepts (the server's option)
 
     def body(self) -> dict[str, Any]:
         return {

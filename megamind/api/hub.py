@@ -66,7 +66,7 @@ class AgentLink:
 
 
 class ExecutorHub:
-    def __init__(self, store: Store, heartbeat_s: float, results_limit: int = 0) -> None:
+    def __init__(self, store: Store, heartbeat_s: float, results_limit: int) -> None:
         self._store = store
         self._heartbeat_s = heartbeat_s
         self._results_limit = results_limit
