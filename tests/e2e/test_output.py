@@ -148,3 +148,19 @@ def test_follow_ends_for_every_reader_when_the_task_ends(reader, executor):
         thread.join(40)
     assert not any(t.is_alive() for t in threads)
     assert all(r == [str(i) for i in range(50)] for r in results)
+
+
+def test_whole_logs_survive_an_api_kill_and_their_executor_going_away(reader, server, executor):
+    for _ in range(3):
+        taskid = reader.run(executor.hwid, PACED)
+        reader.wait_state(taskid, 3)
+        reader.wait_logs(taskid, lambda lines: len(lines) >= 20)
+        server.stop(signal.SIGKILL)  # lines it held but had not written yet are sent again
+        server.start()
+        task = first_sight_of_end(reader, taskid)
+        assert task["state"] == 4, task
+        assert reader.output(taskid) == [f"line {i}" for i in range(1500)]
+        assert reader.output(taskid, "stderr") == [f"err {i}" for i in range(1500)]
+    executor.stop()
+    assert reader.output(taskid, tail=3) == ["line 1497", "line 1498", "line 1499"]
+    assert reader.logs(taskid) == [f"line {i}" for i in range(1480, 1500)]
