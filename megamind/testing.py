@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from megamind.protocol import LogBatch, LogCursor, LogEntry, Stream
+
 MEGAMIND = [sys.executable, "-m", "megamind.cli"]
 REGISTRY_CONFIG = Path(__file__).resolve().parents[1] / "registry" / "config.yml"
 # A test or benchmark image: a static busybox FROM scratch; the task's params are its script.
@@ -158,3 +160,22 @@ class Server:
                 MEGAMIND + ["admin", "set-rate-limit", name, str(key["id"]), limit, "--db", str(self.db)],
                 check=True, capture_output=True, text=True, timeout=60,
             )
+
+
+class ScriptedOutput:
+    """A fake agent's side of task output: batches that continue each task's cursor,
+    one engine nanosecond apart, as a real agent's follower would make them."""
+
+    def __init__(self, clock_ns: int = 1_700_000_000_000_000_000) -> None:
+        self.cursors: dict[str, LogCursor] = {}
+        self._clock = clock_ns
+
+    def batch(self, taskid: str, lines: list[str], stream: Stream = Stream.STDOUT) -> LogBatch:
+        since = cursor = self.cursors.get(taskid, LogCursor())
+        entries = []
+        for line in lines:
+            self._clock += 1
+            entries.append(LogEntry(stream, self._clock, line))
+            cursor = cursor.advanced(stream, self._clock)
+        self.cursors[taskid] = cursor
+        return LogBatch(taskid, since, cursor, tuple(entries))

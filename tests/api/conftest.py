@@ -23,11 +23,10 @@ from megamind.protocol import (
     PROTOCOL_VERSION,
     REGISTER_PATH,
     TOKEN_HEADER,
-    LogBatch,
     LogCursor,
-    LogEntry,
     Stream,
 )
+from megamind.testing import ScriptedOutput
 
 REGISTRY = "registry.test:5000"
 HARDWARE = {
@@ -112,9 +111,8 @@ class FakeAgent:
     def __init__(self, client, hwid: str, token: str) -> None:
         self.client, self.hwid, self.token = client, hwid, token
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.cursors: dict[str, LogCursor] = {}  # where each task's output stands, as the API has it
+        self.output = ScriptedOutput()  # each task's output as the API has it
         self.welcome: dict | None = None
-        self._clock = 1_700_000_000_000_000_000
 
     @property
     def hub(self):
@@ -137,7 +135,7 @@ class FakeAgent:
         welcome = await self.receive()
         assert welcome["type"] == "welcome" and welcome["hwid"] == self.hwid, welcome
         self.welcome = welcome
-        self.cursors = {t: LogCursor.from_wire(c) for t, c in welcome["cursors"].items()}
+        self.output.cursors = {t: LogCursor.from_wire(c) for t, c in welcome["cursors"].items()}
         await self.inventory(inventory)
         await eventually(lambda: _true(self.hub.is_online(self.hwid)))
         return welcome
@@ -168,14 +166,7 @@ class FakeAgent:
 
     async def logs(self, taskid: str, lines: list[str], stream: Stream = Stream.STDOUT) -> None:
         """A batch of lines continuing this agent's cursor for the task, each a nanosecond apart."""
-        since = cursor = self.cursors.get(taskid, LogCursor())
-        entries = []
-        for line in lines:
-            self._clock += 1
-            entries.append(LogEntry(stream, self._clock, line))
-            cursor = cursor.advanced(stream, self._clock)
-        self.cursors[taskid] = cursor
-        await self.send(LogBatch(taskid, since, cursor, tuple(entries)).to_wire())
+        await self.send(self.output.batch(taskid, lines, stream).to_wire())
 
     async def ack(self, command_id: int, wait: bool = True) -> None:
         await self.send({"type": "ack", "id": command_id})

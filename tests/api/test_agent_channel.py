@@ -315,7 +315,7 @@ async def test_the_welcome_says_where_each_tasks_output_ends(alice, agent, store
     taskid, _ = await alice.start_task(agent)
     await agent.logs(taskid, ["one", "two"])
     await agent.logs(taskid, ["err"], stream=Stream.STDERR)
-    expected = agent.cursors[taskid]
+    expected = agent.output.cursors[taskid]
     await agent.disconnect()
     await store.logs.flush()
     welcome = await agent.connect(inventory=[{"taskid": taskid, "status": "running", "exit_code": None}])
@@ -326,12 +326,12 @@ async def test_the_welcome_says_where_each_tasks_output_ends(alice, agent, store
 async def test_a_batch_that_does_not_continue_the_stored_output_is_not_kept(alice, agent, helpers):
     taskid, _ = await alice.start_task(agent)
     await agent.logs(taskid, ["first"])
-    kept = agent.cursors[taskid]
+    kept = agent.output.cursors[taskid]
     await agent.logs(taskid, ["second"])
-    agent.cursors[taskid] = kept  # a stale link sends "second" again from where "first" ended
+    agent.output.cursors[taskid] = kept  # a stale link sends "second" again from where "first" ended
     await agent.logs(taskid, ["second"])
     await agent.logs(taskid, ["third"])  # continues the stale one: not kept either
-    agent.cursors[taskid] = LogCursor()  # a batch from before everything
+    agent.output.cursors[taskid] = LogCursor()  # a batch from before everything
     await agent.logs(taskid, ["zeroth"])
     await agent.inventory([{"taskid": taskid, "status": "running", "exit_code": None}])
 

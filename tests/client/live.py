@@ -37,9 +37,6 @@ from megamind.protocol import (
     Command,
     Hello,
     Inventory,
-    LogBatch,
-    LogCursor,
-    LogEntry,
     Message,
     StateReport,
     Stream,
@@ -47,6 +44,7 @@ from megamind.protocol import (
     decode,
 )
 from megamind.states import TaskState
+from megamind.testing import ScriptedOutput
 
 HARDWARE = {
     "gpus": ["nVidia 1060 6G", "nVidia 1060 6G"],
@@ -122,8 +120,7 @@ class FakeAgent:
         self.live = live
         self.hwid = ""
         self.token = ""
-        self.cursors: dict[str, LogCursor] = {}  # where each task's output stands, as the API has it
-        self._clock = 1_700_000_000_000_000_000  # engine timestamps: one nanosecond per line
+        self.output = ScriptedOutput()
         live.run(self._connect(owner_key, hardware, cost))
         eventually(lambda: live.app[hub_key].is_online(self.hwid))
 
@@ -138,7 +135,7 @@ class FakeAgent:
         await self.ws.send_str(Hello(PROTOCOL_VERSION, hardware, cost).encode())
         welcome = decode(await self.ws.receive_str(timeout=TIMEOUT_S), API_MESSAGES)
         assert isinstance(welcome, Welcome) and welcome.hwid == self.hwid, welcome
-        self.cursors = dict(welcome.cursors)
+        self.output.cursors = dict(welcome.cursors)
         await self.ws.send_str(Inventory(containers=()).encode())
 
     def command(self) -> Command:
@@ -154,14 +151,7 @@ class FakeAgent:
 
     def logs(self, taskid: str, lines: list[str], stream: Stream = Stream.STDOUT) -> None:
         """One batch of lines continuing this agent's cursor for the task."""
-        since = cursor = self.cursors.get(taskid, LogCursor())
-        entries = []
-        for line in lines:
-            self._clock += 1
-            entries.append(LogEntry(stream, self._clock, line))
-            cursor = cursor.advanced(stream, self._clock)
-        self.cursors[taskid] = cursor
-        self.send(LogBatch(taskid, since, cursor, tuple(entries)))
+        self.send(self.output.batch(taskid, lines, stream))
 
     def ack(self, command_id: int) -> None:
         self.send(Ack(command_id))
