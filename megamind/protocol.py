@@ -20,11 +20,14 @@ raises ``ProtocolError``, and nothing else.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from enum import Enum, IntEnum
-from typing import Any, ClassVar, NamedTuple
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
 
+# Output positions and the field reader's error are part of the protocol: named from here too.
+from megamind.logpos import MAX_LINE_CHARS, LogCursor, LogEntry, Stream, StreamPosition  # noqa: F401
 from megamind.states import TaskState
+from megamind.wire import ProtocolError, read_enum, read_field, read_taskid, storable_text
 
 AGENT_PATH = "/api/agent/v1/connect"
 REGISTER_PATH = "/api/agent/v1/register"
@@ -34,17 +37,11 @@ FILES_PATH = "/api/agent/v1/files/{file_id}"  # GET: an input file of a task on 
 TOKEN_HEADER = "executor-token"
 PROTOCOL_VERSION = 2
 
-# The contract's gettasklogs is the last 20 stdout lines; a line longer than this is cut.
+# The contract's gettasklogs is the last 20 stdout lines.
 TAIL_LINES = 20
-MAX_LINE_CHARS = 64 * 1024
 # A WebSocket message, either way: a log batch is kept well under it by the agent.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_ERROR_CHARS = 4096
-REREAD_MARGIN_NS = 1_000_000_000
-
-
-class ProtocolError(Exception):
-    """A message that the protocol does not allow."""
 
 
 class Op(str, Enum):
@@ -74,13 +71,6 @@ class ContainerStatus(str, Enum):
     CREATED = "created"  # made, never started
 
 
-class Stream(IntEnum):
-    """A task's output streams, numbered as the engine's multiplexed stream numbers them."""
-
-    STDOUT = 1
-    STDERR = 2
-
-
 _ENGINE_RUNNING = frozenset({"running", "paused", "restarting"})
 _ENGINE_EXITED = frozenset({"exited", "dead"})
 
@@ -107,156 +97,6 @@ def task_state_of(status: ContainerStatus, exit_code: int | None) -> tuple[TaskS
     return TaskState.ERROR, f"container left {status.value}"
 
 
-# --- reading fields ------------------------------------------------------------------
-
-
-def _field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], *, optional: bool = False,
-           default: Any = None) -> Any:
-    if name not in data or data[name] is None:
-        if optional:
-            return default
-        raise ProtocolError(f"{name}: missing")
-    value = data[name]
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ProtocolError(f"{name}: expected {_kind_name(kind)}, got a boolean")
-    if not isinstance(value, kind):
-        raise ProtocolError(f"{name}: expected {_kind_name(kind)}, got {type(value).__name__}")
-    return value
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def _enum(enum: type[Enum], value: Any, name: str) -> Any:
-    try:
-        return enum(value)
-    except ValueError:
-        raise ProtocolError(f"{name}: unknown value {value!r}") from None
-
-
-def _text(value: str, limit: int) -> str:
-    """Text made storable: cut to a bound, lone surrogates (not encodable as UTF-8) replaced."""
-    return value[:limit].encode("utf-8", "replace").decode("utf-8")
-
-
-def _taskid(data: dict[str, Any]) -> str:
-    taskid = _field(data, "taskid", str)
-    if not 0 < len(taskid) <= 64:
-        raise ProtocolError("taskid: must be 1 to 64 characters")
-    return taskid
-
-
-# --- log positions ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StreamPosition:
-    """How far one stream has been read: its last engine timestamp, and how many lines
-    carried exactly that timestamp (timestamps of one stream never go back)."""
-
-    ns: int = 0
-    at_ns: int = 0
-
-    def to_wire(self) -> list[int]:
-        return [self.ns, self.at_ns]
-
-    @classmethod
-    def from_wire(cls, value: Any, name: str) -> "StreamPosition":
-        if (not isinstance(value, list) or len(value) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
-            raise ProtocolError(f"{name}: expected [ns, count], two non-negative integers")
-        return cls(value[0], value[1])
-
-    def after(self, ns: int) -> "StreamPosition":
-        """The position once a line stamped ``ns`` has been read too."""
-        return StreamPosition(ns, self.at_ns + 1 if ns == self.ns else 1)
-
-    def has_read(self, ns: int, seen_at_ns: int) -> bool:
-        """Whether a line stamped ``ns``, the ``seen_at_ns``-th of that stamp (from 1), was read."""
-        return ns < self.ns or (ns == self.ns and seen_at_ns <= self.at_ns)
-
-
-@dataclass(frozen=True)
-class LogCursor:
-    """Where a task's output has been read up to, both streams."""
-
-    stdout: StreamPosition = field(default_factory=StreamPosition)
-    stderr: StreamPosition = field(default_factory=StreamPosition)
-
-    def of(self, stream: Stream) -> StreamPosition:
-        return self.stdout if stream is Stream.STDOUT else self.stderr
-
-    def advanced(self, stream: Stream, ns: int) -> "LogCursor":
-        if stream is Stream.STDOUT:
-            return LogCursor(self.stdout.after(ns), self.stderr)
-        return LogCursor(self.stdout, self.stderr.after(ns))
-
-    @property
-    def since_ns(self) -> int:
-        """Where a re-read must start in the engine's log to miss nothing of either stream.
-
-        The engine stamps each stream's lines as it copies them, so across streams its
-        file is in time order only to within a moment; the margin covers that, and a
-        stream that never printed does not send every re-read back to the start.
-        """
-        read = [p.ns for p in (self.stdout, self.stderr) if p.ns]
-        return max(0, min(read) - REREAD_MARGIN_NS) if read else 0
-
-    def to_wire(self) -> dict[str, list[int]]:
-        return {"stdout": self.stdout.to_wire(), "stderr": self.stderr.to_wire()}
-
-    @classmethod
-    def from_wire(cls, value: Any, name: str = "cursor") -> "LogCursor":
-        if not isinstance(value, dict):
-            raise ProtocolError(f"{name}: expected an object")
-        return cls(
-            StreamPosition.from_wire(value.get("stdout", [0, 0]), f"{name}.stdout"),
-            StreamPosition.from_wire(value.get("stderr", [0, 0]), f"{name}.stderr"),
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_wire(), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | None) -> "LogCursor":
-        return cls() if not text else cls.from_wire(json.loads(text))
-
-
-class LogEntry(NamedTuple):
-    """One line a task printed, or (``dropped`` > 0) how many lines of a stream the agent
-    had to drop at this place because the link or the API could not keep up.
-
-    A tuple: a chatty task makes hundreds of thousands of these a second.
-    """
-
-    stream: Stream
-    ns: int  # the engine's timestamp, nanoseconds since the epoch (of the last dropped line)
-    text: str = ""
-    dropped: int = 0
-
-    def to_wire(self) -> list[Any]:
-        if self.dropped:
-            return [int(self.stream), self.ns, "", self.dropped]
-        return [int(self.stream), self.ns, self.text]
-
-    @classmethod
-    def from_wire(cls, value: Any) -> "LogEntry":
-        if not isinstance(value, list) or len(value) not in (3, 4):
-            raise ProtocolError("logs.entries: each entry is [stream, ns, text] or [stream, ns, '', dropped]")
-        stream = _enum(Stream, value[0], "logs.entries.stream")
-        ns, text = value[1], value[2]
-        if not isinstance(ns, int) or isinstance(ns, bool) or ns < 0:
-            raise ProtocolError("logs.entries.ns: expected a non-negative integer")
-        if not isinstance(text, str):
-            raise ProtocolError("logs.entries.text: expected a string")
-        dropped = value[3] if len(value) == 4 else 0
-        if not isinstance(dropped, int) or isinstance(dropped, bool) or dropped < 0:
-            raise ProtocolError("logs.entries.dropped: expected a non-negative integer")
-        return cls(stream, ns, _text(text, MAX_LINE_CHARS), dropped)
-
-
 # --- the messages --------------------------------------------------------------------
 
 
@@ -274,9 +114,9 @@ class ContainerReport:
         if not isinstance(value, dict):
             raise ProtocolError("inventory.containers: each item is an object")
         return cls(
-            _taskid(value),
-            _enum(ContainerStatus, _field(value, "status", str), "status"),
-            _field(value, "exit_code", int, optional=True),
+            read_taskid(value),
+            read_enum(ContainerStatus, read_field(value, "status", str), "status"),
+            read_field(value, "exit_code", int, optional=True),
         )
 
 
@@ -310,12 +150,12 @@ class Hello(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Hello":
-        cost = _field(data, "cost", (int, float), optional=True, default=0.0)
+        cost = read_field(data, "cost", (int, float), optional=True, default=0.0)
         if not 0 <= cost < float("inf"):
             raise ProtocolError("cost: must be a non-negative number")
         return cls(
-            _field(data, "protocol", int),
-            _field(data, "hardware", dict, optional=True, default={}),
+            read_field(data, "protocol", int),
+            read_field(data, "hardware", dict, optional=True, default={}),
             float(cost),
         )
 
@@ -337,11 +177,11 @@ class Welcome(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Welcome":
-        cursors = _field(data, "cursors", dict, optional=True, default={})
+        cursors = read_field(data, "cursors", dict, optional=True, default={})
         return cls(
-            _field(data, "hwid", str),
+            read_field(data, "hwid", str),
             {str(t): LogCursor.from_wire(c, f"cursors.{t}") for t, c in cursors.items()},
-            _field(data, "results_limit", int),
+            read_field(data, "results_limit", int),
         )
 
 
@@ -357,7 +197,7 @@ class Refused(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Refused":
-        return cls(_text(_field(data, "message", str), MAX_ERROR_CHARS))
+        return cls(storable_text(read_field(data, "message", str), MAX_ERROR_CHARS))
 
 
 @dataclass(frozen=True)
@@ -375,10 +215,10 @@ class InputFile:
     def from_wire(cls, value: Any) -> "InputFile":
         if not isinstance(value, dict):
             raise ProtocolError("inputs: each item is an object")
-        name = _field(value, "name", str)
+        name = read_field(value, "name", str)
         if not name or "/" in name or name in (".", "..") or "\0" in name:
             raise ProtocolError(f"inputs.name: {name!r} is not a plain file name")
-        return cls(_field(value, "file_id", str), name, _field(value, "size", int))
+        return cls(read_field(value, "file_id", str), name, read_field(value, "size", int))
 
 
 @dataclass(frozen=True)
@@ -401,17 +241,17 @@ class Command(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Command":
-        op = _enum(Op, _field(data, "op", str), "op")
+        op = read_enum(Op, read_field(data, "op", str), "op")
         runs = op in (Op.START, Op.RESTART)
-        image = _field(data, "image", str, optional=not runs, default="")
+        image = read_field(data, "image", str, optional=not runs, default="")
         return cls(
-            _field(data, "id", int),
+            read_field(data, "id", int),
             op,
-            _taskid(data),
+            read_taskid(data),
             image,
-            _field(data, "public_image", str, optional=True, default=image),
-            _field(data, "params", str, optional=True, default=""),
-            tuple(InputFile.from_wire(i) for i in _field(data, "inputs", list, optional=True, default=[])),
+            read_field(data, "public_image", str, optional=True, default=image),
+            read_field(data, "params", str, optional=True, default=""),
+            tuple(InputFile.from_wire(i) for i in read_field(data, "inputs", list, optional=True, default=[])),
         )
 
     def run_payload(self) -> dict[str, Any]:
@@ -429,7 +269,7 @@ class Inventory(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Inventory":
-        return cls(tuple(ContainerReport.from_wire(c) for c in _field(data, "containers", list)))
+        return cls(tuple(ContainerReport.from_wire(c) for c in read_field(data, "containers", list)))
 
 
 @dataclass(frozen=True)
@@ -446,14 +286,14 @@ class StateReport(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "StateReport":
-        state = _enum(TaskState, _field(data, "state", int), "state")
+        state = read_enum(TaskState, read_field(data, "state", int), "state")
         if state is TaskState.UNKNOWN:
             raise ProtocolError("state: agents report known states only")
         return cls(
-            _taskid(data),
+            read_taskid(data),
             state,
-            _text(_field(data, "error_msg", str, optional=True, default=""), MAX_ERROR_CHARS),
-            _field(data, "exit_code", int, optional=True),
+            storable_text(read_field(data, "error_msg", str, optional=True, default=""), MAX_ERROR_CHARS),
+            read_field(data, "exit_code", int, optional=True),
         )
 
 
@@ -468,7 +308,7 @@ class PhaseReport(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "PhaseReport":
-        return cls(_taskid(data), _enum(Phase, _field(data, "phase", str), "phase"))
+        return cls(read_taskid(data), read_enum(Phase, read_field(data, "phase", str), "phase"))
 
 
 @dataclass(frozen=True)
@@ -492,10 +332,10 @@ class LogBatch(Message):
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "LogBatch":
         return cls(
-            _taskid(data),
-            LogCursor.from_wire(_field(data, "since", dict), "since"),
-            LogCursor.from_wire(_field(data, "cursor", dict), "cursor"),
-            tuple(LogEntry.from_wire(e) for e in _field(data, "entries", list)),
+            read_taskid(data),
+            LogCursor.from_wire(read_field(data, "since", dict), "since"),
+            LogCursor.from_wire(read_field(data, "cursor", dict), "cursor"),
+            tuple(LogEntry.from_wire(e) for e in read_field(data, "entries", list)),
         )
 
 
@@ -509,7 +349,7 @@ class Ack(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Ack":
-        return cls(_field(data, "id", int))
+        return cls(read_field(data, "id", int))
 
 
 AGENT_MESSAGES: dict[str, type[Message]] = {
