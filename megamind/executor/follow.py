@@ -173,15 +173,28 @@ class _Resume:
         self._read = cursor
         self.cursor = cursor
         self._seen = {Stream.STDOUT: [0, 0], Stream.STDERR: [0, 0]}  # per stream: last ns, lines with it
+        # per stream: while the engine repeats lines, how many at the last ns it repeated
+        self._replaying: dict[Stream, int | None] = {Stream.STDOUT: None, Stream.STDERR: None}
 
     def take(self, lines: list[DecodedLine]) -> list[LogEntry]:
         entries = []
         moved: set[Stream] = set()
         for stream, ns, text in lines:
             seen = self._seen[stream]
+            if ns < seen[0]:
+                # One stream's stamps never go back: the engine is giving older lines again
+                # (its follow can replay part of a log file it rotated), up to where it was.
+                self._replaying[stream] = 0
+                continue
             if ns == seen[0]:
+                replayed = self._replaying[stream]
+                if replayed is not None and replayed < seen[1]:
+                    self._replaying[stream] = replayed + 1
+                    continue
+                self._replaying[stream] = None
                 seen[1] += 1
             else:
+                self._replaying[stream] = None
                 seen[0], seen[1] = ns, 1
             if self._read.of(stream).has_read(ns, seen[1]):
                 continue

@@ -22,8 +22,10 @@ from megamind.protocol import LogBatch, LogCursor
 log = logging.getLogger(__name__)
 
 # A follower whose buffer is crowded stops reading the engine this long at most, waiting
-# for the link to take what waits; past it, it reads on and the buffer drops lines.
-MAX_READ_PAUSE_S = 10.0
+# for the link to take what waits; past it, it reads on and the buffer drops lines,
+# counted.  Short: the engine's own log holds only 3 x 10 MB, and what it rotates away
+# while nobody reads is lost uncounted.
+MAX_READ_PAUSE_S = 1.0
 # A stopped container's last lines are waited for as long as its follower makes progress
 # on them, and this long without any.
 DRAIN_STALL_S = 10.0

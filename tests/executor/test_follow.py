@@ -193,6 +193,15 @@ def test_resume_from_every_cut_gives_each_line_once():
         assert [e.text for e in got] == [text for _, _, text in lines], cut
 
 
+def test_a_line_the_engine_gives_again_after_a_newer_one_is_skipped():
+    # A follow across a rotated log file can replay older lines of a stream.
+    lines = [(OUT, 1, "a"), (OUT, 2, "b"), (OUT, 3, "c1"), (OUT, 3, "c2"), (ERR, 1, "e"),
+             (OUT, 2, "b"), (OUT, 3, "c1"), (OUT, 3, "c2"), (OUT, 3, "c3"), (OUT, 4, "d")]
+    resume = _Resume(LogCursor())
+    assert [e.text for e in resume.take(lines)] == ["a", "b", "c1", "c2", "e", "c3", "d"]
+    assert resume.cursor.stdout == StreamPosition(4, 1)
+
+
 # --- the HTTP side, against a fake engine ---------------------------------------------------
 
 
