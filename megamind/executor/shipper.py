@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 # counted.  Short: the engine's own log holds only 3 x 10 MB, and what it rotates away
 # while nobody reads is lost uncounted.
 MAX_READ_PAUSE_S = 1.0
+# A read of fewer lines than this is followed by a short wait, so that the lines of a
+# task that prints a few at a time are read in one gulp rather than one wake-up each.
+SMALL_READ_LINES = 64
+READ_GATHER_S = 0.02
+
 # A stopped container's last lines are waited for as long as its follower makes progress
 # on them, and this long without any.
 DRAIN_STALL_S = 10.0
@@ -114,6 +119,8 @@ class Shipper:
                     await self._make_room(out)
                 out.buffer.add(read.entries, read.cursor)
                 self._waiting.set()
+                if follow and len(read.entries) < SMALL_READ_LINES:
+                    await asyncio.sleep(READ_GATHER_S)
 
     async def _make_room(self, out: TaskOutput) -> None:
         """Stop reading until the link took what waits (the engine's log holds the rest)."""
