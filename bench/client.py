@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from megamind.client.follow import split_lines
+
 POLL_S = 0.005  # how often a waiting customer asks gettasklist
 
 
@@ -59,6 +61,15 @@ class Customer:
             if resp.status != 200:
                 raise ApiError(f"gettasklogs {taskid}: {resp.status} {body[:200]!r}")
             return body
+
+    async def log_lines(self, taskid: str, stream: str = "stdout") -> list[str]:
+        """The task's whole log of one stream, through ``GET /task/{taskid}/logs``."""
+        async with self.http.get(f"{self.base}/task/{taskid}/logs", params={"stream": stream},
+                                 timeout=aiohttp.ClientTimeout(total=300)) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise ApiError(f"logs of {taskid}: {resp.status} {body[:200]!r}")
+        return split_lines(body)
 
     async def wait_running(self, taskids: list[str], started: float, timeout: float = 120.0) -> dict[str, float]:
         """Poll until every task is seen running; when each was first seen, from ``started``."""

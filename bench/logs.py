@@ -2,6 +2,10 @@
 
 Both tasks keep running (they sleep after printing).  Requests go one at a time on a
 kept-alive connection, in alternating blocks, once each tail shows the last line.
+The API keeps whole logs, so the big task's lines are all shipped and stored first;
+how many it holds is read back (the logs call) and named in the metric: the engine's
+json-file log rotates every 10 MB, and Docker 20.10's follow stream loses and repeats
+lines across rotations, so the API holds fewer than were printed (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from bench.client import Customer
 from bench.engine import EnginePlatform
 from bench.stats import Row, Summary, ratio
+from bench.streams import check_sequence
 
 BIG, SMALL = 2_000_000, 20
 TARGET_MS, TARGET_RATIO = 5.0, 1.2
@@ -50,6 +55,8 @@ async def run(platform: EnginePlatform, quick: bool) -> tuple[list[Row], list]:
         small = await customer.addtask(hw_small, f"seq 1 {SMALL}; sleep 3600")
         printed_in = await _wait_last_line(customer, big, str(BIG), timeout=300)
         await _wait_last_line(customer, small, str(SMALL), timeout=30)
+        # The API keeps whole logs now: what it holds of the big one is what the calls below read past.
+        held = check_sequence(await customer.log_lines(big), BIG, first=1)
         await _timed(customer, big, 10)  # warm-up
         await _timed(customer, small, 10)
         ours: list[float] = []
@@ -67,8 +74,9 @@ async def run(platform: EnginePlatform, quick: bool) -> tuple[list[Row], list]:
         await platform.wait_containers_gone([big, small])
     ours_s, base_s = Summary(ours, "ms"), Summary(base, "ms")
     r = ratio(ours_s.median, base_s.median)
-    row = Row("logs", f"gettasklogs after {BIG:,} lines vs after {SMALL}", ours_s, base_s, r,
+    row = Row("logs", f"gettasklogs, {held.lines:,} lines stored ({BIG:,} printed) vs {SMALL}", ours_s, base_s, r,
               f"<= {TARGET_MS:g} ms, ratio <= {TARGET_RATIO}", ours_s.median <= TARGET_MS and r <= TARGET_RATIO,
-              [f"the 2,000,000-line task's last line reached gettasklogs {printed_in:.1f} s after addtask"])
+              [f"logs: the {BIG:,}-line task's last line reached gettasklogs {printed_in:.1f} s after addtask; "
+               f"the API's whole stdout of it (logs call): {held.text()}"])
     series = [("logs: gettasklogs latency", "ms", {f"{BIG:,} lines": ours, f"{SMALL} lines": base})]
     return [row], series

@@ -45,6 +45,44 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy (not idle, not waiting on I/O) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def dockerd_pid() -> int | None:
+    """The engine's process, when there is exactly one."""
+    pids = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True).stdout.split()
+    return int(pids[0]) if len(pids) == 1 else None
+
+
+class CpuMeter:
+    """CPU seconds a process used between two reads; None when it is gone or was replaced
+    (the engine restarted by someone else on a shared machine)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.start_seconds = self._read()
+        self.started = time.monotonic()
+
+    def _read(self) -> float | None:
+        try:
+            return cpu_seconds(self.pid) if self.pid else None
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def used(self) -> float | None:
+        now = self._read()
+        return None if now is None or self.start_seconds is None else now - self.start_seconds
+
+    def share(self) -> float | None:
+        """Of one core, since this meter was made."""
+        used = self.used()
+        return None if used is None else used / max(time.monotonic() - self.started, 1e-9)
+
+
 def bench_server(db: Path, registry: str) -> Server:
     # The limiter stays in the request path, but never refuses a benchmark request.
     return Server(db, registry, ("--no-local-account", "--rate-limit", "1000000/second"))

@@ -2,8 +2,9 @@
 
 Each benchmark runs Megamind and its baseline in this one run, alternating, for several
 rounds, and reports the median, the p95 and the ratio, since absolute times on a
-shared machine drift.  A full run (no ``--only``) also rewrites the results section of
-BENCHMARKS.md and the plots in bench/plots/; every run writes bench/last-run.json.
+shared machine drift.  Only a full run (neither ``--quick`` nor ``--only``) rewrites the
+results section of BENCHMARKS.md, the plots in bench/plots/ and bench/last-run.json, so
+that they always hold one full run; ``--write``/``--no-write`` overrides that.
 """
 
 from __future__ import annotations
@@ -18,19 +19,22 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from pathlib import Path
 
-from bench import api, burst, footprint, launch, logs, scale
+from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, scale
 from bench.engine import EnginePlatform
 from bench.fleet import ScalePlatform
 from bench.plots import plot_series
+from bench.sharing import MachineWatch
 from bench.stats import Row, table
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINE_BENCHMARKS = {"launch": launch, "burst": burst, "logs": logs, "footprint": footprint}
+ENGINE_BENCHMARKS = {"launch": launch, "burst": burst, "logs": logs, "lines": lines, "follow": follow,
+                     "agentcpu": agentcpu, "footprint": footprint}
 SCALE_BENCHMARKS = {"api": api, "scale": scale}
-ORDER = ["launch", "burst", "logs", "footprint", "api", "scale"]
+ORDER = ["launch", "burst", "logs", "lines", "follow", "agentcpu", "footprint", "api", "scale"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -70,12 +74,20 @@ def run_engine(names: list[str], quick: bool, workdir: Path, run_id: str) -> tup
             for name in names:
                 print(f"[bench] {name} ...", file=sys.stderr)
                 started = time.monotonic()
-                r, s = await ENGINE_BENCHMARKS[name].run(platform, quick)
-                print(f"[bench] {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+                try:
+                    r, s = await ENGINE_BENCHMARKS[name].run(platform, quick)
+                except Exception as exc:  # one benchmark's failure is its row; the others still run
+                    traceback.print_exc()
+                    r, s = [failed_row(name, exc)], []
+                print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
                 rows.extend(r)
                 series.extend(s)
 
         asyncio.run(go())
+    except Exception as exc:
+        traceback.print_exc()
+        done = {r.benchmark.split()[0] for r in rows}
+        rows.extend(failed_row(n, exc) for n in names if n not in done)
     finally:
         platform.stop()
         if platform.image:
@@ -92,13 +104,28 @@ def run_scale(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], 
         for name in names:
             print(f"[bench] {name} ...", file=sys.stderr)
             started = time.monotonic()
-            r, s = SCALE_BENCHMARKS[name].run(platform, quick)
-            print(f"[bench] {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+            try:
+                r, s = SCALE_BENCHMARKS[name].run(platform, quick)
+            except Exception as exc:
+                traceback.print_exc()
+                r, s = [failed_row(name, exc)], []
+            print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
             rows.extend(r)
             series.extend(s)
+    except Exception as exc:
+        traceback.print_exc()
+        done = {r.benchmark.split()[0] for r in rows}
+        rows.extend(failed_row(n, exc) for n in names if n not in done)
     finally:
         platform.stop()
     return rows, series
+
+
+def failed_row(name: str, exc: BaseException) -> Row:
+    """A benchmark that could not run: its row says so, and why."""
+    reason = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
+    return Row(name, "did not run to its end", None, None, None, "-", False,
+               [f"{name}: failed: {reason}"])
 
 
 def results_markdown(rows: list[Row], info: dict[str, str], command: str, plots: list[Path]) -> str:
@@ -130,16 +157,23 @@ def write_benchmarks_md(block: str) -> None:
     path.write_text(head + block + tail)
 
 
+def writes_results(quick: bool, only: list[str] | None, write: bool | None) -> bool:
+    """Whether this run rewrites BENCHMARKS.md's results: a full run does, nothing else
+    unless asked, so a quick or partial run never replaces the recorded full one."""
+    return write if write is not None else not (quick or only)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds: a few minutes in all")
     parser.add_argument("--only", nargs="+", choices=ORDER, metavar="NAME",
                         help=f"run only these: {', '.join(ORDER)}")
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=None,
-                        help="rewrite BENCHMARKS.md's results and the plots (default: when all ran)")
+                        help="rewrite BENCHMARKS.md's results, the plots and last-run.json "
+                             "(default: only for a full run, neither --quick nor --only)")
     args = parser.parse_args(argv)
     names = [n for n in ORDER if not args.only or n in args.only]
-    write = args.write if args.write is not None else not args.only
+    write = writes_results(args.quick, args.only, args.write)
     command = "scripts/bench" + (" --quick" if args.quick else "") + (f" --only {' '.join(args.only)}" if args.only else "")
 
     run_id = uuid.uuid4().hex[:12]
@@ -151,15 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     engine_names = [n for n in names if n in ENGINE_BENCHMARKS]
     scale_names = [n for n in names if n in SCALE_BENCHMARKS]
-    if engine_names:
-        r, s = run_engine(engine_names, args.quick, workdir, run_id)
-        rows += r
-        series += s
-    if scale_names:
-        r, s = run_scale(scale_names, args.quick, workdir)
-        rows += r
-        series += s
+    with MachineWatch() as watch:
+        if engine_names:
+            r, s = run_engine(engine_names, args.quick, workdir, run_id)
+            rows += r
+            series += s
+        if scale_names:
+            r, s = run_scale(scale_names, args.quick, workdir)
+            rows += r
+            series += s
     elapsed = time.monotonic() - started
+    info["shared?"] = watch.note()
 
     print()
     print(table(rows))
@@ -167,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for note in row.notes:
             print(f"  - {note}")
     print(f"\n{sum(r.met for r in rows)} of {len(rows)} targets met; {elapsed:.0f} s; {info['nproc']} CPUs "
-          f"({info['cpu']}), {info['memory']}, docker {info['docker']}")
+          f"({info['cpu']}), {info['memory']}, docker {info['docker']}\n{info['shared?']}")
 
     result = {"command": command, "machine": info, "elapsed_s": elapsed, "rows": [r.to_dict() for r in rows],
               "series": [{"title": t, "unit": u, "samples": d} for t, u, d in series]}

@@ -2,9 +2,9 @@
 server starts: ``python -m bench.seed PATH [--tasks N]`` prints two api-keys as JSON.
 
 The schema comes from the product (`Store.open` runs the migrations); the rows are
-then written with plain `sqlite3` in one transaction, which takes about a second.
-Tasks are finished (stopped or error), 100 per account, with a 20-line log tail
-each; the account ``bench`` owns exactly 100 of them (what `gettasklist` returns),
+then written with plain `sqlite3` in one transaction, which takes a few seconds.
+Tasks are finished (stopped or error), 100 per account, with a 20-line stdout log
+each (rows of the log store's tables); the account ``bench`` owns exactly 100 of them (what `gettasklist` returns),
 and the account ``owner`` registers the simulated executors.
 """
 
@@ -18,11 +18,14 @@ import sqlite3
 import time
 from pathlib import Path
 
+from megamind.protocol import LogCursor, Stream, StreamPosition
 from megamind.secrets import hash_secret, new_executor_token, new_hwid
 from megamind.store import Store
 
 TASKS_PER_ACCOUNT = 100
 SEEDED_EXECUTORS = 100
+LOG_LINES = 20  # stdout lines per task
+STDOUT = int(Stream.STDOUT)
 HARDWARE = {"cpus": ["Seeded CPU"], "gpus": [], "ram": 16000, "network": "100mbit",
             "calculated_perfomance_rating": 2.0}
 
@@ -59,20 +62,31 @@ def seed(path: Path, tasks: int = 100_000) -> dict[str, str]:
             accounts.append(conn.execute(
                 "INSERT INTO accounts (name, created_at) VALUES (?, ?)", (f"customer-{n}", now)
             ).lastrowid)
-        rows, logs = [], []
+        rows, lines, states = [], [], []
         for n in range(tasks):
             taskid = secrets.token_hex(12)
             state, error = (4, "") if n % 10 else (5, "exited with code 3")
             created = now - tasks + n
             rows.append((taskid, accounts[n // TASKS_PER_ACCOUNT], hwids[n % SEEDED_EXECUTORS],
                          "megamind.network/benchbox:latest", f"--job {n}", state, error, created, created))
-            logs.append((taskid, json.dumps([f"job {n} line {i}" for i in range(20)])))
+            ns = int(created * 1e9)
+            texts = [f"job {n} line {i}" for i in range(LOG_LINES)]
+            lines += [(taskid, i + 1, STDOUT, ns + i, text) for i, text in enumerate(texts)]
+            states.append((taskid, LogCursor(StreamPosition(ns + LOG_LINES - 1, 1)).to_json(), LOG_LINES + 1,
+                           sum(len(t.encode()) + 1 for t in texts)))
         conn.executemany(
             "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg, holds_executor,"
             " deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?)",
             rows,
         )
-        conn.executemany("INSERT INTO task_logs (taskid, lines) VALUES (?, ?)", logs)
+        # As the API's log store keeps them (megamind/store/sqllogs.py): numbered lines, and
+        # each task's cursor, next number and bytes kept.
+        conn.executemany(
+            "INSERT INTO log_lines (taskid, seq, stream, ns, text, dropped) VALUES (?, ?, ?, ?, ?, 0)", lines
+        )
+        conn.executemany(
+            "INSERT INTO log_state (taskid, cursor, next_seq, stdout_bytes) VALUES (?, ?, ?, ?)", states
+        )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

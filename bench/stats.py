@@ -71,7 +71,7 @@ class Row:
 
     benchmark: str
     metric: str
-    ours: Summary
+    ours: Summary | None  # None: the benchmark did not run to its end
     base: Summary | None
     ratio: float | None
     target: str
@@ -82,7 +82,7 @@ class Row:
         return [
             self.benchmark,
             self.metric,
-            self.ours.text(),
+            self.ours.text() if self.ours else "-",
             self.base.text() if self.base else "-",
             f"{self.ratio:.2f}" if self.ratio is not None else "-",
             self.target,

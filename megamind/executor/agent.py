@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from typing import Any
 
 import aiohttp
@@ -139,9 +140,11 @@ class Agent:
         await self.watcher.resync(lambda: self.runner.operations_done)
 
     async def _resync_forever(self) -> None:
+        # Slots of one host started together: each at its own moment, not all listing at once.
+        await asyncio.sleep(random.uniform(0, self.config.resync_s))
         while True:
-            await asyncio.sleep(self.config.resync_s)
             await self._resync()
+            await asyncio.sleep(self.config.resync_s)
 
     def _spawn(self, coro) -> None:
         job = asyncio.create_task(coro)

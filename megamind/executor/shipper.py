@@ -31,6 +31,13 @@ MAX_READ_PAUSE_S = 1.0
 SMALL_READ_LINES = 64
 READ_GATHER_S = 0.02
 
+# The engine (Docker 20.10's json-file) stops delivering a follow, or repeats stretches
+# of it, once the log file under it rotates (at 10 MB): a follow is opened again from
+# the cursor before that much can have passed under it.  Estimated as the engine
+# stores it: each line's text and about this much of JSON around it.
+REOPEN_AFTER_LOG_BYTES = 6 * 1024 * 1024
+ENGINE_BYTES_PER_LINE = 90
+
 # A stopped container's last lines are waited for as long as its follower makes progress
 # on them, and this long without any.
 DRAIN_STALL_S = 10.0
@@ -92,10 +99,11 @@ class Shipper:
             out.follow_again = False
             try:
                 await self._read(out, follow=True)
-                # The engine ends a follow when the container stops, and then only reads on
-                # to the end if its reader kept up: a reader held back by a slow link would
-                # lose the rest.  What is left is read again, plainly, from the cursor.
-                await self._read(out, follow=False)
+                if not out.follow_again:
+                    # The engine ends a follow when the container stops, and then only reads
+                    # on to the end if its reader kept up: a reader held back by a slow link
+                    # would lose the rest.  What is left is read again, plainly, from the cursor.
+                    await self._read(out, follow=False)
                 broken = 0
             except ContainerGone:
                 pass  # removed: nothing more to read
@@ -113,13 +121,20 @@ class Shipper:
                 return
 
     async def _read(self, out: TaskOutput, follow: bool) -> None:
+        logged = 0  # bytes the engine's log grew by, as far as this follow has read
         async with contextlib.aclosing(self._source.follow(out.container_id, out.buffer.cursor, follow=follow)) as reads:
             async for read in reads:
                 if out.buffer.crowded:
                     await self._make_room(out)
                 out.buffer.add(read.entries, read.cursor)
                 self._waiting.set()
-                if follow and len(read.entries) < SMALL_READ_LINES:
+                if not follow:
+                    continue
+                logged += sum(len(e.text) for e in read.entries) + ENGINE_BYTES_PER_LINE * len(read.entries)
+                if logged > REOPEN_AFTER_LOG_BYTES:
+                    out.follow_again = True  # opened again from the cursor: no gap, no repeat
+                    return
+                if len(read.entries) < SMALL_READ_LINES:
                     await asyncio.sleep(READ_GATHER_S)
 
     async def _make_room(self, out: TaskOutput) -> None:

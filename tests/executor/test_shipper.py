@@ -131,3 +131,29 @@ async def test_what_a_follow_left_unread_when_the_container_stopped_is_read_afte
     assert await shipper.flush("t1")
     assert [e.text for b in sent for e in b.entries] == [f"line {i}" for i in range(10_000)]
     await shipper.close()
+
+
+async def test_a_follow_is_opened_again_before_the_engine_can_rotate_its_log_under_it(monkeypatch):
+    monkeypatch.setattr("megamind.executor.shipper.REOPEN_AFTER_LOG_BYTES", 50_000)
+    docker = FakeDocker()
+    logs = FakeLogs(docker)
+    sent: list[LogBatch] = []
+
+    async def send(batch: LogBatch) -> bool:
+        sent.append(batch)
+        return True
+
+    shipper = Shipper(logs, send, window_s=0.001)
+    shipping = asyncio.create_task(shipper.run())
+    container_id = await make_container(docker, "t1")
+    shipper.follow("t1", container_id)
+    for start in range(0, 10_000, 1_000):
+        logs.print("t1", *[f"line {i}" for i in range(start, start + 1_000)])
+        await asyncio.sleep(0.01)
+    docker.exit("t1", 0)
+    assert await shipper.drained("t1")
+    assert await shipper.flush("t1")
+    shipping.cancel()
+    assert [e.text for b in sent for e in b.entries] == [f"line {i}" for i in range(10_000)]
+    assert logs.follows > 5  # opened again every ~50 kB of log, each time from the cursor
+    await shipper.close()
