@@ -32,6 +32,16 @@ CMD ["/bin/sh", "-c", "eval \\"$MEGAMIND_PARAMS\\""]
 """
 
 
+# The contract's own example executor: what fake agents of the tests report.
+SAMPLE_HARDWARE = {
+    "gpus": ["nVidia 1060 6G", "nVidia 1060 6G"],
+    "cpus": ["Intel i7 7700K 3.4 GHz"],
+    "ram": 32000,
+    "network": "100mbit",
+    "calculated_perfomance_rating": 4.5,
+}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -26,16 +26,10 @@ from megamind.protocol import (
     LogCursor,
     Stream,
 )
-from megamind.testing import ScriptedOutput
+from megamind.testing import SAMPLE_HARDWARE, ScriptedOutput
 
 REGISTRY = "registry.test:5000"
-HARDWARE = {
-    "gpus": ["nVidia 1060 6G", "nVidia 1060 6G"],
-    "cpus": ["Intel i7 7700K 3.4 GHz"],
-    "ram": 32000,
-    "network": "100mbit",
-    "calculated_perfomance_rating": 4.5,
-}
+HARDWARE = SAMPLE_HARDWARE
 IMAGE = "megamind.network/helloworld:latest"
 WAIT_S = 3.0
 

@@ -44,15 +44,9 @@ from megamind.protocol import (
     decode,
 )
 from megamind.states import TaskState
-from megamind.testing import ScriptedOutput
+from megamind.testing import SAMPLE_HARDWARE, ScriptedOutput
 
-HARDWARE = {
-    "gpus": ["nVidia 1060 6G", "nVidia 1060 6G"],
-    "cpus": ["Intel i7 7700K 3.4 GHz"],
-    "ram": 32000,
-    "network": "100mbit",
-    "calculated_perfomance_rating": 4.5,
-}
+HARDWARE = SAMPLE_HARDWARE
 IMAGE = "megamind.network/helloworld:latest"
 TIMEOUT_S = 5.0
 
@@ -96,14 +90,16 @@ class LiveServer:
 
     async def _start(self) -> None:
         self.app = create_app(self.config)
-        self._runner = web.AppRunner(self.app)
+        # A follow=1 answer still open must not hold the shutdown for aiohttp's 60 s default:
+        # past the wait of `stop`, the store would stay open and its threads keep pytest alive.
+        self._runner = web.AppRunner(self.app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
     def stop(self) -> None:
-        self.run(self._runner.cleanup())
+        self.run(self._runner.cleanup(), timeout=30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()

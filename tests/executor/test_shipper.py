@@ -9,6 +9,19 @@ from megamind.protocol import TAIL_LINES, LogBatch, LogCursor, Stream
 from .fakes import FakeDocker, FakeLogs
 
 
+def collecting_shipper() -> tuple[FakeDocker, FakeLogs, Shipper, list[LogBatch]]:
+    """A shipper over a fake engine whose link takes every batch at once, into ``sent``."""
+    docker = FakeDocker()
+    logs = FakeLogs(docker)
+    sent: list[LogBatch] = []
+
+    async def send(batch: LogBatch) -> bool:
+        sent.append(batch)
+        return True
+
+    return docker, logs, Shipper(logs, send, window_s=0.001), sent
+
+
 async def make_container(docker: FakeDocker, taskid: str) -> str:
     created = await docker.create({"labels": {"network.megamind.task": taskid}})
     await docker.start(created.id)
@@ -83,15 +96,7 @@ async def test_a_link_that_does_not_move_costs_whole_lines_from_the_middle_count
 
 
 async def test_batches_continue_one_another_and_the_restart_of_a_container_is_followed():
-    docker = FakeDocker()
-    logs = FakeLogs(docker)
-    sent: list[LogBatch] = []
-
-    async def send(batch: LogBatch) -> bool:
-        sent.append(batch)
-        return True
-
-    shipper = Shipper(logs, send, window_s=0.001)
+    docker, logs, shipper, sent = collecting_shipper()
     shipping = asyncio.create_task(shipper.run())
     container_id = await make_container(docker, "t1")
     shipper.follow("t1", container_id)
@@ -113,16 +118,8 @@ async def test_batches_continue_one_another_and_the_restart_of_a_container_is_fo
 
 
 async def test_what_a_follow_left_unread_when_the_container_stopped_is_read_after_it():
-    docker = FakeDocker()
-    logs = FakeLogs(docker)
+    docker, logs, shipper, sent = collecting_shipper()
     logs.follow_ends_early = True  # the engine ends a lagging follow at the stop
-    sent: list[LogBatch] = []
-
-    async def send(batch: LogBatch) -> bool:
-        sent.append(batch)
-        return True
-
-    shipper = Shipper(logs, send, window_s=0.001)
     container_id = await make_container(docker, "t1")
     logs.print("t1", *[f"line {i}" for i in range(10_000)])
     docker.exit("t1", 0)
@@ -135,15 +132,7 @@ async def test_what_a_follow_left_unread_when_the_container_stopped_is_read_afte
 
 async def test_a_follow_is_opened_again_before_the_engine_can_rotate_its_log_under_it(monkeypatch):
     monkeypatch.setattr("megamind.executor.shipper.REOPEN_AFTER_LOG_BYTES", 50_000)
-    docker = FakeDocker()
-    logs = FakeLogs(docker)
-    sent: list[LogBatch] = []
-
-    async def send(batch: LogBatch) -> bool:
-        sent.append(batch)
-        return True
-
-    shipper = Shipper(logs, send, window_s=0.001)
+    docker, logs, shipper, sent = collecting_shipper()
     shipping = asyncio.create_task(shipper.run())
     container_id = await make_container(docker, "t1")
     shipper.follow("t1", container_id)
