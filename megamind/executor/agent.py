@@ -70,7 +70,7 @@ class Agent:
             self.link.send, lambda: self.link.session, self._spawn,
         )
         self.runner = Runner(
-            config, docker, images or ImageFetcher(docker, http), http, identity, gpus,
+            config, docker, images or ImageFetcher(docker, http), http, identity, scratch, gpus,
             self.handles, reporter, self.shipper, self.link.send, self.watcher.refresh,
         )
 

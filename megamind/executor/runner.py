@@ -45,6 +45,7 @@ class Runner:
         images: ImageFetcher,
         http: aiohttp.ClientSession,
         identity: Identity,
+        scratch: Path,
         gpus: list[Gpu],
         handles: dict[str, TaskHandle],
         reporter: Reporter,
@@ -57,6 +58,7 @@ class Runner:
         self.images = images
         self.http = http
         self.identity = identity
+        self.scratch = scratch  # where input files wait between the API and the container
         self.gpus = gpus
         self.handles = handles
         self.reporter = reporter
@@ -188,7 +190,7 @@ class Runner:
 
     async def _put_inputs(self, handle: TaskHandle, command: Command) -> bool:
         """The task's input files under /megamind/input/, before it starts."""
-        workdir = Path(tempfile.mkdtemp(prefix=f"inputs-{handle.taskid}-", dir=self._scratch()))
+        workdir = Path(tempfile.mkdtemp(prefix=f"inputs-{handle.taskid}-", dir=self.scratch))
         try:
             files = await transfer.fetch_inputs(
                 self.http, self.identity.api_url, self.identity.token, handle.taskid, list(command.inputs), workdir
@@ -200,11 +202,6 @@ class Runner:
             return False
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
-
-    def _scratch(self) -> Path:
-        scratch = self.config.state_dir / "scratch"
-        scratch.mkdir(parents=True, exist_ok=True)
-        return scratch
 
     async def _pull(self, handle: TaskHandle, image: str) -> str | None:
         """The explicit pull (``ImageFetcher``): the image id, or None with the task's error reported."""

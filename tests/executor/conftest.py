@@ -35,7 +35,7 @@ class Rooms:
         self.watcher = Watcher(self.docker, http, identity, tmp_path, self.handles, reporter, self.shipper,
                                self.send, lambda: self.session, self.spawn)
         self.watcher.results_limit = 1024
-        self.runner = Runner(config, self.docker, self.images, http, identity, [], self.handles, reporter,
+        self.runner = Runner(config, self.docker, self.images, http, identity, tmp_path, [], self.handles, reporter,
                              self.shipper, self.send, self.watcher.refresh)
 
     async def send(self, message: Message) -> bool:
