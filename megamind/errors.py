@@ -30,6 +30,8 @@ class ErrorCode(IntEnum):
     ACCOUNT_NOT_FOUND = 17
     REQUEST_TIMEOUT = 18
     RESULTS_NOT_FOUND = 19
+    UNSATISFIABLE = 20
+    TASK_QUEUED = 21
 
 
 class MegamindError(Exception):
@@ -67,6 +69,8 @@ ImageNotAllowed = _error("ImageNotAllowed", ErrorCode.IMAGE_NOT_ALLOWED, 422)
 AccountNotFound = _error("AccountNotFound", ErrorCode.ACCOUNT_NOT_FOUND, 404)
 RequestTimeout = _error("RequestTimeout", ErrorCode.REQUEST_TIMEOUT, 408)
 ResultsNotFound = _error("ResultsNotFound", ErrorCode.RESULTS_NOT_FOUND, 404)
+Unsatisfiable = _error("Unsatisfiable", ErrorCode.UNSATISFIABLE, 422)
+TaskQueued = _error("TaskQueued", ErrorCode.TASK_QUEUED, 409)
 
 # code -> (HTTP status, meaning), the documented table (README "Error codes").
 ERROR_TABLE: dict[int, tuple[int, str]] = {
@@ -89,4 +93,6 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     ErrorCode.ACCOUNT_NOT_FOUND: (404, "no such account"),
     ErrorCode.REQUEST_TIMEOUT: (408, "the request head or body was sent too slowly"),
     ErrorCode.RESULTS_NOT_FOUND: (404, "the task has no results (yet)"),
+    ErrorCode.UNSATISFIABLE: (422, "no registered executor could ever meet the requirements or hold the limits"),
+    ErrorCode.TASK_QUEUED: (409, "the task is queued: it cannot be restarted before it is placed"),
 }

@@ -2,7 +2,7 @@
 
 One WebSocket per agent carries JSON objects with a ``type``.  A connection goes:
 
-    agent -> api   hello {protocol, hardware, cost}
+    agent -> api   hello {protocol, hardware, cost, publish_address}
     api -> agent   welcome {hwid, cursors, results_limit}   (or refused {message}, then close)
     agent -> api   inventory {containers}                  the executor is online from here
     api -> agent   command {id, op, taskid, ...}            pending ones first, then new ones
@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 # Output positions and the field reader's error are part of the protocol: named from here too.
+from megamind.jobspec import PortMapping, RunSpec
 from megamind.logpos import MAX_LINE_CHARS, LogCursor, LogEntry, Stream, StreamPosition  # noqa: F401
 from megamind.states import TaskState
 from megamind.wire import ProtocolError, read_enum, read_field, read_taskid, storable_text
@@ -35,7 +36,8 @@ SPEEDTEST_PATH = "/api/agent/v1/speedtest"
 RESULTS_PATH = "/api/agent/v1/results/{taskid}"  # PUT: the task's results as tar.gz
 FILES_PATH = "/api/agent/v1/files/{file_id}"  # GET: an input file of a task on this executor
 TOKEN_HEADER = "executor-token"
-PROTOCOL_VERSION = 2
+# 3: commands carry the task's own command, env, ports and limits (an agent of 2 would drop them).
+PROTOCOL_VERSION = 3
 
 # The contract's gettasklogs is the last 20 stdout lines.
 TAIL_LINES = 20
@@ -144,9 +146,12 @@ class Hello(Message):
     protocol: int
     hardware: dict[str, Any]
     cost: float
+    # Where the agent publishes task ports; "" or 0.0.0.0: every address of its host.
+    publish_address: str = ""
 
     def body(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "hardware": self.hardware, "cost": self.cost}
+        return {"protocol": self.protocol, "hardware": self.hardware, "cost": self.cost,
+                "publish_address": self.publish_address}
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Hello":
@@ -157,6 +162,7 @@ class Hello(Message):
             read_field(data, "protocol", int),
             read_field(data, "hardware", dict, optional=True, default={}),
             float(cost),
+            storable_text(read_field(data, "publish_address", str, optional=True, default=""), 64),
         )
 
 
@@ -231,12 +237,13 @@ class Command(Message):
     public_image: str = ""  # the name the customer gave
     params: str = ""
     inputs: tuple[InputFile, ...] = ()
+    spec: RunSpec = RunSpec()
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "op": self.op.value, "taskid": self.taskid}
         if self.op in (Op.START, Op.RESTART):
             body.update(image=self.image, public_image=self.public_image or self.image, params=self.params,
-                        inputs=[i.to_wire() for i in self.inputs])
+                        inputs=[i.to_wire() for i in self.inputs], spec=self.spec.to_wire())
         return body
 
     @classmethod
@@ -252,6 +259,7 @@ class Command(Message):
             read_field(data, "public_image", str, optional=True, default=image),
             read_field(data, "params", str, optional=True, default=""),
             tuple(InputFile.from_wire(i) for i in read_field(data, "inputs", list, optional=True, default=[])),
+            RunSpec.from_wire(read_field(data, "spec", dict, optional=True, default={})),
         )
 
     def run_payload(self) -> dict[str, Any]:
@@ -279,10 +287,11 @@ class StateReport(Message):
     state: TaskState
     error_msg: str = ""
     exit_code: int | None = None
+    ports: tuple[PortMapping, ...] = ()  # with running: where the task's ports are published
 
     def body(self) -> dict[str, Any]:
         return {"taskid": self.taskid, "state": int(self.state), "error_msg": self.error_msg,
-                "exit_code": self.exit_code}
+                "exit_code": self.exit_code, "ports": [p.to_wire() for p in self.ports]}
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "StateReport":
@@ -294,6 +303,7 @@ class StateReport(Message):
             state,
             storable_text(read_field(data, "error_msg", str, optional=True, default=""), MAX_ERROR_CHARS),
             read_field(data, "exit_code", int, optional=True),
+            tuple(PortMapping.from_wire(p) for p in read_field(data, "ports", list, optional=True, default=[])),
         )
 
 

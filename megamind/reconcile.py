@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from megamind.protocol import ContainerReport, ContainerStatus, task_state_of
 from megamind.states import TaskState
-from megamind.store.tasks import Task
+from megamind.store.taskmodel import Task
 
 VANISHED = "container vanished"
 
@@ -15,7 +15,7 @@ VANISHED = "container vanished"
 class Plan:
     states: list[tuple[str, TaskState, str]] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
-    # Deleted tasks still holding the executor whose containers are gone: let go.
+    # Deleted or cancelled tasks whose containers are gone: let go (of the executor, if held).
     released: list[str] = field(default_factory=list)
 
 
@@ -26,7 +26,7 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
     is still to come, so neither the container nor its absence says anything yet.
     """
     plan = Plan()
-    live = {t.taskid: t for t in tasks if not t.deleted}
+    live = {t.taskid: t for t in tasks if not t.retired}
     seen: set[str] = set()
     for report in inventory:
         seen.add(report.taskid)
@@ -42,9 +42,8 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
     for task in tasks:
         if task.taskid in seen:
             continue
-        if task.deleted:
-            if task.state.holds_executor:
-                plan.released.append(task.taskid)
+        if task.retired:
+            plan.released.append(task.taskid)
         elif task.taskid not in pending and task.state.holds_executor:
             plan.states.append((task.taskid, TaskState.ERROR, VANISHED))
     return plan

@@ -3,11 +3,11 @@ from megamind.protocol import ContainerReport, ContainerStatus
 STATUS_RUNNING, STATUS_EXITED, STATUS_BUSY = ContainerStatus.RUNNING, ContainerStatus.EXITED, ContainerStatus.BUSY
 from megamind.reconcile import VANISHED, reconcile
 from megamind.states import TaskState
-from megamind.store.tasks import Task
+from megamind.store.taskmodel import Task
 
 
-def task(taskid, state=TaskState.RUNNING, deleted=False):
-    return Task(taskid, 1, "hw", "megamind.network/x:latest", "", state, "", deleted)
+def task(taskid, state=TaskState.RUNNING, deleted=False, cancelled=False):
+    return Task(taskid, 1, "hw", "megamind.network/x:latest", "", state, "", deleted, cancelled=cancelled)
 
 
 def report(taskid, status=STATUS_RUNNING, exit_code=None):
@@ -87,10 +87,17 @@ def test_deleted_task_missing_container_changes_nothing():
     assert plan.states == [] and plan.remove == []
 
 
-def test_deleted_live_task_without_container_releases_the_executor():
-    plan = reconcile([task("a", TaskState.RUNNING, deleted=True), task("b", TaskState.STOPPED, deleted=True)], [], set())
-    assert plan.released == ["a"]
+def test_retired_tasks_without_containers_are_released():
+    # The store lets go only of those that still hold the executor.
+    plan = reconcile([task("a", TaskState.RUNNING, deleted=True), task("b", TaskState.STOPPED, cancelled=True),
+                      task("c", TaskState.STOPPED)], [], set())
+    assert plan.released == ["a", "b"]
     assert plan.states == [] and plan.remove == []
+
+
+def test_cancelled_task_whose_container_remains_is_removed_and_its_state_kept():
+    plan = reconcile([task("a", TaskState.STOPPED, cancelled=True)], [report("a", STATUS_EXITED, 137)], set())
+    assert plan.remove == ["a"] and plan.states == []
 
 
 def test_deleted_task_whose_container_remains_is_removed_not_released():

@@ -67,6 +67,7 @@ async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
+    await app[store_key].executors.all_offline()
     app[hub_key] = hub = ExecutorHub(app[store_key], config.heartbeat_s, config.results_limit_bytes)
     yield
     await hub.close()
@@ -75,14 +76,20 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
 async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     config, store = app[config_key], app[store_key]
 
+    async def expire_queue() -> None:
+        for taskid in await store.scheduler.expire():
+            log.info("task %s left the queue: its queue_timeout passed", taskid)
+
     async def expire_setup() -> None:
         expired = await store.tasks.expire_setup(time.time() - config.setup_timeout_s)
         for taskid, hwid in expired:
             log.warning("task %s on %s timed out in setup", taskid, hwid)
+            await app[hub_key].fill(hwid)
 
     app[background_key] = tasks = [
         asyncio.create_task(_every(config.log_flush_s, store.logs.flush), name="flush-logs"),
         asyncio.create_task(_every(min(30.0, config.setup_timeout_s), expire_setup), name="expire-setup"),
+        asyncio.create_task(_every(config.queue_sweep_s, expire_queue), name="expire-queue"),
     ]
     yield
     for task in tasks:

@@ -16,28 +16,44 @@ from megamind.api.schemas import (
     task_id_schema,
     task_logs_schema,
 )
-from megamind.errors import ExecutorNotFound, ExecutorOffline, ValidationFailed
+from megamind.errors import ExecutorNotFound, ExecutorOffline, Unsatisfiable, ValidationFailed
 from megamind.imageref import parse_image
+from megamind.jobspec import PortRequest, RunSpec, TaskLimits
+from megamind.placement import Need, Requirements, shortfalls
 from megamind.states import visible_state
 from megamind.store.accounts import Account
 from megamind.store.executors import ExecutorRecord
 from megamind.store.files import FileRecord
-from megamind.store.tasks import Task
+from megamind.store.taskmodel import NewTask, Task
 
 
 def _account(request: web.Request) -> Account:
     return request[ACCOUNT]
 
 
-def _run_payload(request: web.Request, image: str, params: str, inputs: list[FileRecord]) -> dict[str, Any]:
-    """What an agent needs to run the image: where to pull it, what to hand it, which files to fetch."""
+def _run_payload(request: web.Request, image: str, params: str, inputs: list[FileRecord],
+                 spec: RunSpec) -> dict[str, Any]:
+    """What an agent needs to run the image: where to pull it, what to hand it, which files to fetch,
+    and the task's own command, surroundings and limits."""
     ref = parse_image(image)
     return {
         "image": ref.pull_reference(request.app[config_key].registry),
         "public_image": ref.public,
         "params": params,
         "inputs": [f.input_file().to_wire() for f in inputs],
+        "spec": spec.to_wire(),
     }
+
+
+def _run_spec(body: dict[str, Any]) -> RunSpec:
+    limits = body.get("limits") or {}
+    return RunSpec(
+        command=tuple(body["command"]) if body.get("command") is not None else None,
+        env=dict(body.get("env") or {}),
+        workdir=body.get("workdir"),
+        ports=tuple(PortRequest(p["container"], p["host"]) for p in body.get("ports") or ()),
+        limits=TaskLimits(limits.get("cpus"), limits.get("memory"), limits.get("cputime"), limits.get("runtime")),
+    )
 
 
 async def _inputs(request: web.Request, file_ids: list[str]) -> list[FileRecord]:
@@ -69,7 +85,8 @@ def hardware_item(record: ExecutorRecord) -> dict[str, Any]:
 
 
 def task_item(task: Task, executor_online: bool) -> dict[str, Any]:
-    """A task as gettasklist shows it: the state a customer sees, not the stored one."""
+    """A task as gettasklist shows it: the state a customer sees, not the stored one
+    (a queued task has no executor to be away: it shows setup)."""
     return {
         "taskid": task.taskid,
         "ip": task.ip,
@@ -89,20 +106,31 @@ async def gethwlist(request: web.Request) -> web.Response:
 async def addtask(request: web.Request) -> web.Response:
     body = await read_body(request, add_task_request_schema)
     store, hub = request.app[store_key], request.app[hub_key]
+    hwid = body.get("hwid")
+    if hwid is not None and body.get("requirements"):
+        raise ValidationFailed("give hwid or requirements, not both: hwid runs the task exactly there")
     parse_image(body["image"])  # a bad image is answered before the inputs are looked up
     inputs = await _inputs(request, body["inputs"])
-    payload = _run_payload(request, body["image"], body["params"], inputs)
-    hwid = body["hwid"]
-    if await store.executors.get(hwid) is None:
-        raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
-    if not hub.is_online(hwid):
-        raise ExecutorOffline(f"hwid: executor {hwid} is offline")
-    task, command = await store.tasks.create(
-        _account(request).id, hwid, payload["public_image"], body["params"], payload,
-        inputs=[f.file_id for f in inputs],
-    )
-    await hub.dispatch(command)
-    return json_response(task_id_schema.dump({"taskid": task.taskid}))
+    spec = _run_spec(body)
+    payload = _run_payload(request, body["image"], body["params"], inputs, spec)
+    if hwid is not None:
+        record = await store.executors.get(hwid)
+        if record is None:
+            raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
+        if not hub.is_online(hwid):
+            raise ExecutorOffline(f"hwid: executor {hwid} is offline")
+        lacking = shortfalls(Need.of(Requirements(), spec.limits), record.capacity)
+        if lacking:
+            raise Unsatisfiable(f"executor {hwid} cannot hold the limits: it lacks {', '.join(lacking)}")
+    placed = await store.scheduler.submit(NewTask(
+        _account(request).id, payload["public_image"], body["params"], payload,
+        inputs=tuple(f.file_id for f in inputs), hwid=hwid,
+        requirements=Requirements.from_dict(body.get("requirements") or {}), spec=spec,
+        priority=body["priority"], queue_timeout=body["queue_timeout"],
+    ))
+    if placed.command is not None:
+        await hub.dispatch(placed.command)
+    return json_response(task_id_schema.dump({"taskid": placed.task.taskid}))
 
 
 async def deltask(request: web.Request) -> web.Response:
@@ -112,24 +140,29 @@ async def deltask(request: web.Request) -> web.Response:
     # The task's output goes with it; its input files are the account's and stay.
     await store.logs.delete(taskid)
     await request.app[blobs_key].delete(results_key(taskid))
-    await hub.dispatch(command)
+    if command is not None:
+        await hub.dispatch(command)
     return json_response(STATUS_OK)
 
 
 async def gettasklist(request: web.Request) -> web.Response:
     store, hub = request.app[store_key], request.app[hub_key]
     tasks = await store.tasks.list_for_account(_account(request).id)
-    return json_response([task_item(t, hub.is_online(t.hwid)) for t in tasks])
+    return json_response([task_item(t, t.hwid is None or hub.is_online(t.hwid)) for t in tasks])
 
 
 async def restarttask(request: web.Request) -> web.Response:
     store, hub = request.app[store_key], request.app[hub_key]
     task = await store.tasks.get(_account(request).id, request.match_info["taskid"])
-    if not hub.is_online(task.hwid):
+    if task.hwid is not None and not hub.is_online(task.hwid):
         raise ExecutorOffline(f"executor {task.hwid} of task {task.taskid} is offline; retry when it is back")
-    inputs = await store.files.of_account(task.account_id, await store.tasks.inputs_of(task.taskid))
-    command = await store.tasks.restart(task.account_id, task.taskid,
-                                        _run_payload(request, task.image, task.params, inputs))
+    # The command, env, ports and limits addtask gave are kept with the task and sent again;
+    # a task from before they were kept runs its image as it did.
+    payload = await store.tasks.run_payload_of(task.taskid)
+    if not payload:
+        inputs = await store.files.of_account(task.account_id, await store.tasks.inputs_of(task.taskid))
+        payload = _run_payload(request, task.image, task.params, inputs, RunSpec())
+    command = await store.tasks.restart(task.account_id, task.taskid, payload)
     await hub.dispatch(command)
     return json_response(STATUS_OK)
 

@@ -42,7 +42,7 @@ from megamind.reconcile import reconcile
 from megamind.states import TaskState
 from megamind.store import Store
 from megamind.store.executors import ExecutorRecord
-from megamind.store.tasks import Command
+from megamind.store.taskmodel import Command, StateUpdate
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,12 @@ class ExecutorHub:
     def online(self) -> list[ExecutorRecord]:
         return [link.record for link in self._links.values()]
 
+    async def fill(self, hwid: str) -> None:
+        """An executor may have room: give it the first queued task that fits."""
+        command = await self._store.scheduler.drain(hwid)
+        if command is not None:
+            await self.dispatch(command)
+
     async def dispatch(self, command: Command) -> None:
         """Send now if the agent is here; otherwise it waits, stored, for the reconnect."""
         link = self._links.get(command.hwid)
@@ -126,6 +132,7 @@ class ExecutorHub:
             # Offline at once: the closing handshake below may wait on a silent peer.
             if self._links.get(record.hwid) is link:
                 del self._links[record.hwid]
+                await asyncio.shield(self._store.executors.set_online(record.hwid, False))
                 log.info("executor %s offline", record.hwid)
         if close_code is not None:
             await ws.close(code=close_code, message=reason)
@@ -148,8 +155,9 @@ class ExecutorHub:
             return False
         hardware = _hardware(hello)
         hwid = link.record.hwid
-        await self._store.executors.update_on_connect(hwid, hardware, hello.cost, ip)
+        await self._store.executors.update_on_connect(hwid, hardware, hello.cost, ip, hello.publish_address)
         link.record.hardware, link.record.cost, link.record.ip = hardware, hello.cost, ip
+        link.record.publish_address = hello.publish_address
         held = [t.taskid for t in await self._store.tasks.for_executor(hwid) if not t.deleted]
         cursors = await self._store.logs.cursors(held)
         await link.ws.send_str(Welcome(hwid, cursors, self._results_limit).encode())
@@ -162,26 +170,31 @@ class ExecutorHub:
         if previous is not None and previous is not link:
             # The agent came back before its old socket was noticed dead.
             await previous.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
+        await self._store.executors.set_online(hwid, True)
         for command in await self._store.tasks.pending_commands(hwid):
             await link.send(command)
         log.info("executor %s online from %s", hwid, link.record.ip)
+        await self.fill(hwid)
 
     async def _reconcile(self, hwid: str, inventory: tuple[ContainerReport, ...]) -> None:
         tasks = await self._store.tasks.for_executor(hwid)
         pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
         plan = reconcile(tasks, list(inventory), pending)
-        await self._apply_states(hwid, plan.states)
-        await self._store.tasks.release_deleted(hwid, plan.released)
+        await self._apply_states(hwid, [StateUpdate(*state) for state in plan.states])
         for taskid in plan.remove:
             await self.dispatch(await self._store.tasks.enqueue(hwid, taskid, Op.REMOVE, {}))
+        if await self._store.tasks.release_retired(hwid, plan.released) and self.is_online(hwid):
+            await self.fill(hwid)
 
-    async def _apply_states(self, hwid: str, states: list[tuple[str, TaskState, str]]) -> None:
-        if any(state.finished for _, state, _ in states):
+    async def _apply_states(self, hwid: str, states: list[StateUpdate]) -> None:
+        if any(update.state.finished for update in states):
             # Finished means complete: the task's last lines are on disk before its end is.
             await self._store.logs.flush()
         changes = await self._store.tasks.set_states(hwid, states)
         for command in changes.stops:
             await self.dispatch(command)
+        if changes.freed:
+            await self.fill(hwid)
 
     async def _handle(self, link: AgentLink, message: Message) -> None:
         hwid = link.record.hwid
@@ -190,7 +203,8 @@ class ExecutorHub:
         elif isinstance(message, StateReport):
             if message.state != TaskState.SETUP:
                 link.phases.pop(message.taskid, None)
-            await self._apply_states(hwid, [(message.taskid, message.state, message.error_msg)])
+            await self._apply_states(hwid, [StateUpdate(message.taskid, message.state, message.error_msg,
+                                                        message.exit_code, message.ports)])
         elif isinstance(message, PhaseReport):
             # Read only for tasks of this executor (the detail call asks by hwid),
             # so an agent can only describe its own tasks; the map is bounded.
@@ -198,7 +212,8 @@ class ExecutorHub:
                 link.phases[message.taskid] = message.phase
         elif isinstance(message, Ack):
             link.sent.discard(message.id)
-            await self._store.tasks.ack_command(hwid, message.id)
+            if await self._store.tasks.ack_command(hwid, message.id):
+                await self.fill(hwid)
         elif isinstance(message, Inventory):
             await self._reconcile(hwid, message.containers)
             if self._links.get(hwid) is not link:
@@ -217,6 +232,10 @@ class ExecutorHub:
             await self._store.tasks.set_progress(batch.taskid, progress)
 
     async def close(self) -> None:
+        # Offline first, while the store is open: the handlers' own goodbyes may come after it closed.
+        links, self._links = self._links, {}
+        for hwid in links:
+            await self._store.executors.set_online(hwid, False)
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 

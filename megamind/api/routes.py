@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from megamind.api import agent_files, agent_handlers, extensions, handlers, openapi, output
+from megamind.api import agent_files, agent_handlers, extensions, handlers, jobs, openapi, output
 from megamind.protocol import AGENT_PATH, FILES_PATH, REGISTER_PATH, RESULTS_PATH, SPEEDTEST_PATH
 
 
@@ -16,6 +16,9 @@ def setup_routes(app: web.Application) -> None:
 
     # Extensions: beyond the contract, never changing its shapes.
     app.router.add_get("/api/v1/task/{taskid}", extensions.task)
+    app.router.add_post("/api/v1/task/{taskid}/cancel", jobs.cancel)
+    app.router.add_get("/api/v1/queue", jobs.queue)
+    app.router.add_get("/api/v1/hardware", jobs.hardware)
     app.router.add_get("/api/v1/executors", extensions.executors)
     app.router.add_get("/api/v1/images", extensions.images)
     app.router.add_get("/api/v1/task/{taskid}/logs", output.logs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from megamind.api.jobschemas import JobFieldsSchema, LimitsSchema, PortMappingSchema, RequirementsSchema
+
 MAX_PARAMS_LENGTH = 64 * 1024
 MAX_INPUTS = 64  # files one task may be given
 
@@ -33,11 +35,18 @@ class HardwareItemSchema(Schema):
     cost = fields.Float(required=True)
 
 
-class AddTaskRequestSchema(StrictSchema):
+class AddTaskRequestSchema(JobFieldsSchema):
+    """The contract's three fields, inputs, and the job fields (jobs-api "addtask, extended")."""
+
+    class Meta:
+        unknown = RAISE
+
     # Length and form are checked by imageref.parse_image, so every bad image is code 16.
     image = fields.String(required=True)
     params = fields.String(load_default="", validate=validate.Length(max=MAX_PARAMS_LENGTH))
-    hwid = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    hwid = fields.String(validate=validate.Length(min=1, max=64), allow_none=True, metadata={
+        "description": "run exactly there; without it (and with or without requirements) the platform places "
+                       "the task on the cheapest free executor that fits, or queues it"})
     # An extension (jobs-api "Inputs"): files from POST /api/v1/files, put at
     # /megamind/input/<name> before the task starts.
     inputs = fields.List(
@@ -121,7 +130,8 @@ class TaskDetailSchema(TaskItemSchema):
         required=True, validate=validate.OneOf(["unknown", "setup", "running", "stopped", "error"]),
         metadata={"description": "the state's name: unknown, setup, running, stopped or error"},
     )
-    hwid = fields.String(required=True, metadata={"description": "the executor the task runs on"})
+    hwid = fields.String(required=True, allow_none=True,
+                         metadata={"description": "the executor the task runs on; null while queued"})
     executor_online = fields.Boolean(
         required=True, metadata={"description": "whether that executor is connected to the API now"},
     )
@@ -132,10 +142,32 @@ class TaskDetailSchema(TaskItemSchema):
                                  "created and started), or null"},
     )
     phase = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(["pulling", "creating", "starting", "restarting"]),
-        metadata={"description": "while in setup: the step the executor last reported "
-                                 "(pulling, creating, starting, restarting), or null"},
+        required=True, allow_none=True,
+        validate=validate.OneOf(["queued", "pulling", "creating", "starting", "restarting"]),
+        metadata={"description": "while in setup: queued (waiting for an executor), or the step the executor "
+                                 "last reported (pulling, creating, starting, restarting); else null"},
     )
+    requirements = fields.Nested(RequirementsSchema, required=True)
+    command = fields.List(fields.String(), required=True, allow_none=True,
+                          metadata={"description": "the command run instead of the image's CMD, or null"})
+    env = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    workdir = fields.String(required=True, allow_none=True)
+    limits = fields.Nested(LimitsSchema, required=True)
+    priority = fields.Integer(required=True)
+    queue_position = fields.Integer(required=True, allow_none=True,
+                                    metadata={"description": "1 is next; null once placed"})
+    pending_reason = fields.String(required=True, allow_none=True,
+                                   metadata={"description": "why it waits, while queued; else null"})
+    ports = fields.List(fields.Nested(PortMappingSchema), required=True)
+    exit_code = fields.Integer(required=True, allow_none=True)
+    cancelled = fields.Boolean(required=True, metadata={"description": "ended by POST .../cancel"})
+    price = fields.Float(required=True, allow_none=True,
+                         metadata={"description": "per hour, fixed when the task was placed; null while queued"})
+    billed_seconds = fields.Float(required=True, metadata={"description": "seconds its container ran"})
+    cost = fields.Float(required=True, metadata={"description": "price x billed_seconds / 3600"})
+    placed_at = fields.Float(required=True, allow_none=True)
+    started_at = fields.Float(required=True, allow_none=True, metadata={"description": "its latest run's start"})
+    finished_at = fields.Float(required=True, allow_none=True)
     created_at = fields.Float(required=True, metadata={"description": "when addtask was called, Unix seconds"})
     updated_at = fields.Float(
         required=True, metadata={"description": "when the state or error_msg last changed, Unix seconds"},

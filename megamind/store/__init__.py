@@ -11,6 +11,7 @@ from megamind.store.db import Database
 from megamind.store.executors import ExecutorStore
 from megamind.store.files import FileStore
 from megamind.store.logs import LogStore
+from megamind.store.queue import Scheduler
 from megamind.store.sqllogs import SqlLogStore
 from megamind.store.tasks import TaskStore
 
@@ -23,6 +24,7 @@ class Store:
     tasks: TaskStore
     logs: LogStore
     files: FileStore
+    scheduler: Scheduler
 
     @classmethod
     async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes) -> "Store":
@@ -30,7 +32,7 @@ class Store:
         await db.open()
         tasks = TaskStore(db)
         return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks,
-                   SqlLogStore(db, log_limit_bytes), FileStore(db))
+                   SqlLogStore(db, log_limit_bytes), FileStore(db), Scheduler(db, tasks.listings.forget_account))
 
     async def close(self) -> None:
         await self.logs.flush()

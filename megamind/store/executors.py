@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from megamind.placement import Capacity
 from megamind.secrets import (
     EXECUTOR_TOKEN_PREFIX,
     hash_secret,
@@ -25,6 +26,13 @@ class ExecutorRecord:
     cost: float = 0.0
     ip: str = ""
     last_seen: float | None = None  # when its agent last connected
+    online: bool = False
+    busy: bool = False  # a task holds it (filled in by `listing`)
+    publish_address: str = ""
+
+    @property
+    def capacity(self) -> Capacity:
+        return Capacity.of(self.hwid, self.hardware, self.cost)
 
 
 def _record(row) -> ExecutorRecord:
@@ -35,10 +43,21 @@ def _record(row) -> ExecutorRecord:
         cost=row["cost"],
         ip=row["ip"],
         last_seen=row["last_seen"],
+        online=bool(row["online"]),
+        busy=bool(row["busy"]),
+        publish_address=row["publish_address"],
     )
 
 
-_COLUMNS = "hwid, account_id, hardware, cost, ip, last_seen"
+_COLUMNS = ("hwid, account_id, hardware, cost, ip, last_seen, online, publish_address,"
+            " EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = executors.hwid AND t.holds_executor = 1) AS busy")
+_SIZE_COLUMNS = ("gpu_count", "min_vram_mb", "cpu_count", "cpu_share", "ram_mb", "rating")
+_SET_SIZE = ", ".join(f"{c} = ?" for c in _SIZE_COLUMNS)
+
+
+def _size(hwid: str, hardware: dict[str, Any], cost: float) -> tuple:
+    columns = Capacity.of(hwid, hardware, cost).columns()
+    return tuple(columns[c] for c in _SIZE_COLUMNS)
 
 
 class ExecutorStore:
@@ -51,9 +70,10 @@ class ExecutorStore:
         """A new executor for the owner's account; returns its hwid and its own token."""
         hwid, token = new_hwid(), new_executor_token()
         await self._db.execute(
-            "INSERT INTO executors (hwid, account_id, token_hash, hardware, cost, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (hwid, account_id, hash_secret(token), json.dumps(hardware), cost, time.time()),
+            "INSERT INTO executors (hwid, account_id, token_hash, hardware, cost, created_at,"
+            f" {', '.join(_SIZE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (hwid, account_id, hash_secret(token), json.dumps(hardware), cost, time.time(),
+             *_size(hwid, hardware, cost)),
         )
         return hwid, token
 
@@ -75,10 +95,25 @@ class ExecutorStore:
         )
         return [_record(r) for r in rows]
 
-    async def update_on_connect(self, hwid: str, hardware: dict[str, Any], cost: float, ip: str) -> None:
+    async def all(self) -> list[ExecutorRecord]:
+        rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM executors ORDER BY created_at")
+        return [_record(r) for r in rows]
+
+    async def update_on_connect(self, hwid: str, hardware: dict[str, Any], cost: float, ip: str,
+                                publish_address: str = "") -> None:
         await self._db.execute(
-            "UPDATE executors SET hardware = ?, cost = ?, ip = ?, last_seen = ? WHERE hwid = ?",
-            (json.dumps(hardware), cost, ip, time.time(), hwid),
+            f"UPDATE executors SET hardware = ?, cost = ?, ip = ?, publish_address = ?, last_seen = ?, {_SET_SIZE}"
+            " WHERE hwid = ?",
+            (json.dumps(hardware), cost, ip, publish_address, time.time(), *_size(hwid, hardware, cost), hwid),
         )
         if self._on_address_change is not None:
             self._on_address_change()
+
+    async def set_online(self, hwid: str, online: bool) -> None:
+        """Placement reads who is online from here, so every API process sees the same."""
+        await self._db.execute("UPDATE executors SET online = ? WHERE hwid = ?", (int(online), hwid))
+
+    async def all_offline(self) -> None:
+        """At start-up no agent is connected to this process yet.  (With several API
+        processes, each would own the executors connected to it: a later issue's lease.)"""
+        await self._db.execute("UPDATE executors SET online = 0 WHERE online = 1")

@@ -103,4 +103,74 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX files_by_account ON files(account_id, created_at);
     """,
+    # 4: jobs.  A queued task has no executor yet, so tasks.hwid becomes nullable (SQLite
+    # cannot relax NOT NULL in place: the table is copied).  Requirement figures are columns
+    # so the queue narrows candidates in SQL; executors keep their size as columns too.
+    """
+    CREATE TABLE tasks_v4 (
+        taskid TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        hwid TEXT REFERENCES executors(hwid),
+        image TEXT NOT NULL,
+        params TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        error_msg TEXT NOT NULL DEFAULT '',
+        holds_executor INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        progress REAL,
+        inputs TEXT NOT NULL DEFAULT '[]',
+        results_size INTEGER,
+        results_truncated INTEGER,
+        results_at REAL,
+        pinned INTEGER NOT NULL DEFAULT 1,
+        requirements TEXT NOT NULL DEFAULT '{}',
+        spec TEXT NOT NULL DEFAULT '{}',
+        start_payload TEXT NOT NULL DEFAULT '{}',
+        priority INTEGER NOT NULL DEFAULT 50,
+        queued INTEGER NOT NULL DEFAULT 0,
+        queue_timeout INTEGER,
+        queue_deadline REAL,
+        need_gpus INTEGER NOT NULL DEFAULT 0,
+        need_vram_mb INTEGER NOT NULL DEFAULT 0,
+        need_cpus INTEGER NOT NULL DEFAULT 0,
+        need_cpu_share REAL NOT NULL DEFAULT 0,
+        need_ram_mb INTEGER NOT NULL DEFAULT 0,
+        max_cost REAL,
+        min_rating REAL,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        price REAL,
+        placed_at REAL,
+        started_at REAL,
+        finished_at REAL,
+        exit_code INTEGER,
+        billed_seconds REAL NOT NULL DEFAULT 0,
+        ports TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO tasks_v4 (taskid, account_id, hwid, image, params, state, error_msg, holds_executor, deleted,
+                          created_at, updated_at, progress, inputs, results_size, results_truncated, results_at,
+                          price, placed_at)
+        SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.holds_executor,
+               t.deleted, t.created_at, t.updated_at, t.progress, t.inputs, t.results_size,
+               t.results_truncated, t.results_at, e.cost, t.created_at
+        FROM tasks t JOIN executors e ON e.hwid = t.hwid;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_v4 RENAME TO tasks;
+    CREATE INDEX tasks_by_account ON tasks(account_id, created_at) WHERE deleted = 0;
+    CREATE INDEX tasks_by_executor ON tasks(hwid);
+    CREATE UNIQUE INDEX one_live_task_per_executor ON tasks(hwid) WHERE holds_executor = 1;
+    -- The queue in the order it is served: higher priority first, then oldest.
+    CREATE INDEX queue_order ON tasks(priority DESC, created_at, taskid) WHERE queued = 1;
+    CREATE INDEX queue_deadlines ON tasks(queue_deadline) WHERE queued = 1;
+    ALTER TABLE executors ADD COLUMN online INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN gpu_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN min_vram_mb INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN cpu_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN cpu_share REAL NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN ram_mb INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN rating REAL NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN publish_address TEXT NOT NULL DEFAULT '';
+    CREATE INDEX executors_by_cost ON executors(cost, rating);
+    """,
 ]

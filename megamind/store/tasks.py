@@ -10,173 +10,82 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from megamind import protocol
-from megamind.errors import ExecutorBusy, TaskNotFound
+from megamind.errors import ExecutorBusy, TaskNotFound, TaskQueued
+from megamind.jobspec import PortMapping, RunSpec
+from megamind.placement import Requirements
 from megamind.protocol import Op
-from megamind.secrets import new_task_id
 from megamind.states import TaskState
 from megamind.store.db import Database
 from megamind.store.listings import ListingCache
-
-
-@dataclass(frozen=True)
-class Task:
-    taskid: str
-    account_id: int
-    hwid: str
-    image: str
-    params: str
-    state: TaskState
-    error_msg: str
-    deleted: bool
-    ip: str = ""  # the executor's address, filled in by listings
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command stored for an executor until its agent acknowledges it."""
-
-    id: int
-    hwid: str
-    taskid: str
-    op: Op
-    payload: dict[str, Any]  # protocol.Command's fields beyond id, op and taskid
-
-    def message(self) -> protocol.Command:
-        return protocol.Command.from_body({"id": self.id, "op": self.op.value, "taskid": self.taskid, **self.payload})
-
-
-@dataclass(frozen=True)
-class Results:
-    """The archive of files a task left in /megamind/output/, as its agent uploaded it."""
-
-    size: int  # bytes of the tar.gz
-    truncated: int  # files the agent left out to stay within the bound
-    created_at: float
-
-
-@dataclass(frozen=True)
-class TaskDetail:
-    task: Task  # with the executor's address
-    created_at: float
-    updated_at: float
-    pending_command: str | None  # the newest command the agent has not acknowledged
-    progress: float | None = None  # the task's last MEGAMIND_PROGRESS line, 0-100
-    results: Results | None = None
-
-
-@dataclass
-class StateChanges:
-    changed: list[str] = field(default_factory=list)  # taskids whose state changed
-    stops: list[Command] = field(default_factory=list)  # to send: containers that must not run
-
-
-_COLUMNS = "taskid, account_id, hwid, image, params, state, error_msg, deleted"
-_STATES = {int(state): state for state in TaskState}
-_new = object.__new__
-
-
-def _task(row, ip: str = "") -> Task:
-    """A Task from a row in `_COLUMNS` order.
-
-    Listings build one per row on every request, so the frozen instance is filled in
-    directly: the same fields the generated ``__init__`` sets, without a guarded
-    ``__setattr__`` per field (a listing of 100 tasks costs 20 us instead of 200).
-    """
-    task = _new(Task)
-    task.__dict__.update(
-        taskid=row[0],
-        account_id=row[1],
-        hwid=row[2],
-        image=row[3],
-        params=row[4],
-        state=_STATES[row[5]],
-        error_msg=row[6],
-        deleted=bool(row[7]),
-        ip=ip,
-    )
-    return task
-
-
-def _is_live_task_conflict(exc: sqlite3.IntegrityError) -> bool:
-    return "tasks.hwid" in str(exc)
+from megamind.store.taskmodel import (
+    COLUMNS,
+    Command,
+    Results,
+    StateChanges,
+    StateUpdate,
+    Task,
+    TaskDetail,
+    enqueue_command,
+    is_live_task_conflict,
+    task_of_row,
+)
 
 
 class TaskStore:
-    """Tasks and commands.
+    """Tasks and commands (placement and the queue are `Scheduler`'s, in ``queue.py``).
 
     `list_for_account` is what customers poll, so each account's listing is kept in
     memory (`ListingCache`) until a task of that account changes: every write to the
-    tasks table goes through this class (and executor addresses change only through
-    `forget_listings`, called by the executor store), and each write drops the
+    tasks table goes through this class or the scheduler (executor addresses change only
+    through `forget_listings`, called by the executor store), and each write drops the
     listings it touches after it commits.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._listings: ListingCache[Task] = ListingCache()
+        self.listings: ListingCache[Task] = ListingCache()
 
     def forget_listings(self) -> None:
         """Drop every kept listing (an executor's address changed)."""
-        self._listings.forget_all()
+        self.listings.forget_all()
 
     # --- customer side -------------------------------------------------------------
 
-    async def create(
-        self, account_id: int, hwid: str, image: str, params: str, run_payload: dict[str, Any],
-        inputs: Sequence[str] = (),
-    ) -> tuple[Task, Command]:
-        """Reserve the executor and queue the start, atomically.
-
-        The partial unique index on live tasks makes the reservation race-free: of two
-        concurrent requests for one executor, the second insert fails.  ``inputs`` are
-        the ids of the files the task may fetch.
-        """
-        now = time.time()
-        task = Task(new_task_id(), account_id, hwid, image, params, TaskState.SETUP, "", False)
-        try:
-            async with self._db.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg,"
-                    " holds_executor, deleted, created_at, updated_at, inputs) VALUES (?,?,?,?,?,?,'',1,0,?,?,?)",
-                    (task.taskid, account_id, hwid, image, params, int(TaskState.SETUP), now, now,
-                     json.dumps(list(inputs))),
-                )
-                command = await self._enqueue(conn, hwid, task.taskid, Op.START, run_payload)
-        except sqlite3.IntegrityError as exc:
-            if _is_live_task_conflict(exc):
-                raise ExecutorBusy(f"executor {hwid} is running another task") from None
-            raise
-        self._listings.forget_account(account_id)
-        return task, command
-
     async def get(self, account_id: int, taskid: str) -> Task:
         row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM tasks WHERE taskid = ? AND account_id = ? AND deleted = 0",
+            f"SELECT {COLUMNS} FROM tasks WHERE taskid = ? AND account_id = ? AND deleted = 0",
             (taskid, account_id),
         )
         if row is None:
             raise TaskNotFound(f"no task {taskid!r} in this account")
-        return _task(row)
+        return task_of_row(row)
 
     async def detail(self, account_id: int, taskid: str) -> TaskDetail:
         row = await self._db.fetchone(
             "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.deleted,"
-            " e.ip, t.created_at, t.updated_at,"
+            " t.cancelled, e.ip, t.created_at, t.updated_at,"
             " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1),"
-            " t.progress, t.results_size, t.results_truncated, t.results_at"
-            " FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            " t.progress, t.results_size, t.results_truncated, t.results_at, t.requirements, t.spec,"
+            " t.priority, t.queued, t.queue_timeout, t.price, t.placed_at, t.started_at, t.finished_at,"
+            " t.exit_code, t.billed_seconds, t.ports, e.publish_address"
+            " FROM tasks t LEFT JOIN executors e ON e.hwid = t.hwid"
             " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
             (taskid, account_id),
         )
         if row is None:
             raise TaskNotFound(f"no task {taskid!r} in this account")
-        results = Results(row[13], row[14], row[15]) if row[13] is not None else None
-        return TaskDetail(_task(row, row[8]), row[9], row[10], row[11], row[12], results)
+        results = Results(row[14], row[15], row[16]) if row[14] is not None else None
+        return TaskDetail(
+            task_of_row(row, row[9] or ""), row[10], row[11], row[12], row[13], results,
+            requirements=Requirements.from_dict(json.loads(row[17])),
+            spec=RunSpec.from_wire(json.loads(row[18])),
+            priority=row[19], queued=bool(row[20]), queue_timeout=row[21], price=row[22], placed_at=row[23],
+            started_at=row[24], finished_at=row[25], exit_code=row[26], billed_seconds=row[27],
+            ports=tuple(PortMapping.from_wire(p) for p in json.loads(row[28])),
+            publish_address=row[29] or "",
+        )
 
     async def inputs_of(self, taskid: str) -> list[str]:
         """The ids of the files the task was given, in the order addtask named them."""
@@ -196,57 +105,99 @@ class TaskStore:
 
     async def list_for_account(self, account_id: int) -> list[Task]:
         """The account's tasks that were not deleted, oldest first."""
-        kept = self._listings.get(account_id)
+        kept = self.listings.get(account_id)
         if kept is not None:
             return kept
-        generation = self._listings.generation
+        generation = self.listings.generation
         rows = await self._db.fetchall(
             "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg,"
-            " t.deleted, e.ip FROM tasks t JOIN executors e ON e.hwid = t.hwid"
+            " t.deleted, t.cancelled, e.ip FROM tasks t LEFT JOIN executors e ON e.hwid = t.hwid"
             " WHERE t.account_id = ? AND t.deleted = 0 ORDER BY t.created_at",
             (account_id,),
         )
-        tasks = [_task(r, r[8]) for r in rows]
-        self._listings.keep(account_id, tasks, generation)
+        tasks = [task_of_row(r, r[9] or "") for r in rows]
+        self.listings.keep(account_id, tasks, generation)
         return list(tasks)
 
-    async def delete(self, account_id: int, taskid: str) -> Command:
+    async def delete(self, account_id: int, taskid: str) -> Command | None:
+        """Mark the task deleted; the remove to send, or None when it never reached an executor."""
         try:
             return await self._delete(account_id, taskid)
         finally:
-            self._listings.forget_account(account_id)
+            self.listings.forget_account(account_id)
 
-    async def _delete(self, account_id: int, taskid: str) -> Command:
-        task = await self.get(account_id, taskid)
+    async def _delete(self, account_id: int, taskid: str) -> Command | None:
+        await self.get(account_id, taskid)
+        now = time.time()
         async with self._db.transaction() as conn:
             # A live task keeps holding its executor until the agent says the container is
             # gone (`ack_command` of the remove): until then it may still run there.
             changed = await conn.execute(
-                "UPDATE tasks SET deleted = 1, updated_at = ?"
-                " WHERE taskid = ? AND deleted = 0",
-                (time.time(), taskid),
+                "UPDATE tasks SET deleted = 1, queued = 0, updated_at = ? WHERE taskid = ? AND deleted = 0",
+                (now, taskid),
             )
             if changed.rowcount == 0:
                 raise TaskNotFound(f"no task {taskid!r} in this account")
+            row = await (await conn.execute("SELECT hwid FROM tasks WHERE taskid = ?", (taskid,))).fetchone()
+            if row["hwid"] is None:  # taken out of the queue: no container anywhere
+                return None
             # A start or restart that never reached the agent is pointless now.
-            await conn.execute(
-                "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,)
-            )
-            return await self._enqueue(conn, task.hwid, taskid, Op.REMOVE, {})
+            await conn.execute("UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,))
+            return await enqueue_command(conn, row["hwid"], taskid, Op.REMOVE, {}, now)
 
-    async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
+    async def cancel(self, account_id: int, taskid: str) -> Command | None:
+        """End a queued, setting-up or running task and keep it; the remove to send, if any."""
+        try:
+            return await self._cancel(account_id, taskid)
+        finally:
+            self.listings.forget_account(account_id)
+
+    async def _cancel(self, account_id: int, taskid: str) -> Command | None:
+        await self.get(account_id, taskid)
+        now = time.time()
+        async with self._db.transaction() as conn:
+            row = await (await conn.execute(
+                "SELECT hwid, state, cancelled, queued FROM tasks WHERE taskid = ? AND deleted = 0", (taskid,)
+            )).fetchone()
+            if row is None:
+                raise TaskNotFound(f"no task {taskid!r} in this account")
+            if row["cancelled"] or (TaskState(row["state"]).finished and not row["queued"]):
+                return None  # ended already: nothing changes
+            await conn.execute(
+                "UPDATE tasks SET state = ?, error_msg = '', cancelled = 1, queued = 0, finished_at = ?,"
+                " updated_at = ?, billed_seconds = billed_seconds"
+                " + CASE WHEN state = ? AND started_at IS NOT NULL THEN ? - started_at ELSE 0 END"
+                " WHERE taskid = ?",
+                (int(TaskState.STOPPED), now, now, int(TaskState.RUNNING), now, taskid),
+            )
+            if row["hwid"] is None:
+                return None
+            # It keeps its executor until the agent says the container is gone, as a deleted task does.
+            await conn.execute("UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,))
+            return await enqueue_command(conn, row["hwid"], taskid, Op.REMOVE, {}, now)
+
+    async def run_payload_of(self, taskid: str) -> dict[str, Any]:
+        """The start command's fields as addtask gave them, for a restart."""
+        row = await self._db.fetchone("SELECT start_payload FROM tasks WHERE taskid = ?", (taskid,))
+        return json.loads(row["start_payload"]) if row else {}
+
+    async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any] | None = None) -> Command:
+        """Start the task again on its executor, with ``run_payload`` or else the one addtask stored."""
         try:
             return await self._restart(account_id, taskid, run_payload)
         finally:
-            self._listings.forget_account(account_id)
+            self.listings.forget_account(account_id)
 
-    async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
+    async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any] | None) -> Command:
         task = await self.get(account_id, taskid)
+        if task.hwid is None:
+            raise TaskQueued(f"task {taskid} is queued: it starts when an executor is free")
         try:
             async with self._db.transaction() as conn:
                 updated = await conn.execute(
                     "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, progress = NULL,"
-                    " updated_at = ? WHERE taskid = ? AND deleted = 0",
+                    " cancelled = 0, finished_at = NULL, exit_code = NULL, ports = '[]', updated_at = ?"
+                    " WHERE taskid = ? AND deleted = 0",
                     (int(TaskState.SETUP), time.time(), taskid),
                 )
                 if updated.rowcount == 0:  # deleted since it was read: no restart to queue
@@ -255,17 +206,23 @@ class TaskStore:
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     (taskid,),
                 )
-                return await self._enqueue(conn, task.hwid, taskid, Op.RESTART, run_payload)
+                if run_payload is None:
+                    row = await (await conn.execute(
+                        "SELECT start_payload FROM tasks WHERE taskid = ?", (taskid,))).fetchone()
+                    run_payload = json.loads(row[0])
+                return await enqueue_command(conn, task.hwid, taskid, Op.RESTART, run_payload, time.time())
         except sqlite3.IntegrityError as exc:
-            if _is_live_task_conflict(exc):
+            if is_live_task_conflict(exc):
                 raise ExecutorBusy(f"executor {task.hwid} is running another task") from None
             raise
 
     # --- executor side -------------------------------------------------------------
 
     async def for_executor(self, hwid: str) -> list[Task]:
-        rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM tasks WHERE hwid = ?", (hwid,))
-        return [_task(r) for r in rows]
+        """Its tasks, but deleted ones that let go of it long ago."""
+        rows = await self._db.fetchall(
+            f"SELECT {COLUMNS} FROM tasks WHERE hwid = ? AND (deleted = 0 OR holds_executor = 1)", (hwid,))
+        return [task_of_row(r) for r in rows]
 
     async def is_live_on(self, hwid: str, taskid: str) -> bool:
         row = await self._db.fetchone(
@@ -292,49 +249,66 @@ class TaskStore:
         rows = await self._db.fetchall("SELECT hwid FROM tasks WHERE holds_executor = 1")
         return {r["hwid"] for r in rows}
 
-    async def set_states(self, hwid: str, updates: list[tuple[str, TaskState, str]]) -> StateChanges:
+    async def set_states(self, hwid: str, updates: list[StateUpdate]) -> StateChanges:
         """Apply reported states of tasks of this executor.
 
-        Reports about deleted tasks, or tasks of another executor, change nothing; nor
-        does a report that would make a second task hold the executor: that task's
-        container is told to stop instead (the commands to send are returned).
+        Reports about deleted or cancelled tasks, or tasks of another executor, change
+        nothing; nor does a report that would make a second task hold the executor: that
+        task's container is told to stop instead (the commands to send are returned).
         """
         result = StateChanges()
         if not updates:
             return result
         changed = result.changed
         now = time.time()
+        running, finished = int(TaskState.RUNNING), (int(TaskState.STOPPED), int(TaskState.ERROR))
         async with self._db.transaction() as conn:
-            for taskid, state, error_msg in updates:
+            for update in (StateUpdate(*u) for u in updates):
+                state, ports = int(update.state), json.dumps([p.to_wire() for p in update.ports])
                 try:
+                    # Times and billed seconds follow the state: a run starts when running is
+                    # first seen and is counted when the task leaves running.
                     cursor = await conn.execute(
-                        "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?"
-                        " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND (state != ? OR error_msg != ?)",
-                        (int(state), error_msg, int(state.holds_executor), now, taskid, hwid,
-                         int(state), error_msg),
+                        "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?,"
+                        " exit_code = ?, ports = ?,"
+                        " started_at = CASE WHEN ? = ? AND state != ? THEN ? ELSE started_at END,"
+                        " finished_at = CASE WHEN ? IN (?, ?) THEN ? ELSE NULL END,"
+                        " billed_seconds = billed_seconds + CASE WHEN state = ? AND ? != ?"
+                        " AND started_at IS NOT NULL THEN ? - started_at ELSE 0 END"
+                        " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND cancelled = 0"
+                        " AND (state != ? OR error_msg != ? OR ports != ?)",
+                        (state, update.error_msg, int(update.state.holds_executor), now,
+                         update.exit_code, ports,
+                         state, running, running, now,
+                         state, *finished, now,
+                         running, state, running, now,
+                         update.taskid, hwid, state, update.error_msg, ports),
                     )
                 except sqlite3.IntegrityError as exc:
-                    if not _is_live_task_conflict(exc):
+                    if not is_live_task_conflict(exc):
                         raise
                     # A finished task's container runs again on an executor another task
                     # holds now: the holder keeps it (only this statement is rolled back)
                     # and the intruder is stopped.
-                    result.stops.append(await self._enqueue(conn, hwid, taskid, Op.STOP, {}))
+                    result.stops.append(await enqueue_command(conn, hwid, update.taskid, Op.STOP, {}, now))
                     continue
                 if cursor.rowcount:
-                    changed.append(taskid)
-        self._listings.forget_tasks(changed)
+                    changed.append(update.taskid)
+                    result.freed = result.freed or not update.state.holds_executor
+        self.listings.forget_tasks(changed)
         return result
 
     async def expire_setup(self, older_than: float) -> list[tuple[str, str]]:
-        """Turn tasks stuck in setup since before ``older_than`` into errors."""
+        """Turn tasks stuck in setup on an executor since before ``older_than`` into errors."""
         expired: list[tuple[str, str]] = []
+        now = time.time()
         async with self._db.transaction() as conn:
             # One statement decides: a task restarted meanwhile has a newer updated_at.
             cursor = await conn.execute(
-                "UPDATE tasks SET state = ?, error_msg = 'setup timed out', holds_executor = 0, updated_at = ?"
-                " WHERE state = ? AND deleted = 0 AND updated_at < ? RETURNING taskid, hwid",
-                (int(TaskState.ERROR), time.time(), int(TaskState.SETUP), older_than),
+                "UPDATE tasks SET state = ?, error_msg = 'setup timed out', holds_executor = 0, updated_at = ?,"
+                " finished_at = ? WHERE state = ? AND deleted = 0 AND queued = 0 AND updated_at < ?"
+                " RETURNING taskid, hwid",
+                (int(TaskState.ERROR), now, now, int(TaskState.SETUP), older_than),
             )
             expired = [(r["taskid"], r["hwid"]) for r in await cursor.fetchall()]
             # A start that arrives after the verdict would run a task shown as failed.
@@ -343,14 +317,14 @@ class TaskStore:
                 [(t,) for t, _ in expired],
             )
         if expired:
-            self._listings.forget_tasks([t for t, _ in expired])
+            self.listings.forget_tasks([t for t, _ in expired])
         return expired
 
     # --- commands ------------------------------------------------------------------
 
     async def enqueue(self, hwid: str, taskid: str, op: Op, payload: dict[str, Any]) -> Command:
         async with self._db.transaction() as conn:
-            return await self._enqueue(conn, hwid, taskid, op, payload)
+            return await enqueue_command(conn, hwid, taskid, op, payload, time.time())
 
     async def pending_commands(self, hwid: str) -> list[Command]:
         rows = await self._db.fetchall(
@@ -359,35 +333,37 @@ class TaskStore:
         )
         return [Command(r["id"], r["hwid"], r["taskid"], Op(r["op"]), json.loads(r["payload"])) for r in rows]
 
-    async def ack_command(self, hwid: str, command_id: int) -> None:
+    async def ack_command(self, hwid: str, command_id: int) -> bool:
         """The agent carried the command out.  An acknowledged remove means the container
-        is gone, so only then does a deleted task let go of its executor."""
+        is gone, so only then does a deleted or cancelled task let go of its executor.
+        True when the executor was let go."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE commands SET done = 1 WHERE id = ? AND hwid = ? RETURNING taskid, op",
                 (command_id, hwid),
             )
             row = await cursor.fetchone()
-            if row is not None and row["op"] == Op.REMOVE.value:
-                await conn.execute(
-                    "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND deleted = 1",
-                    (row["taskid"], hwid),
-                )
-
-    async def release_deleted(self, hwid: str, taskids: list[str]) -> None:
-        """Deleted tasks whose containers the agent no longer has let go of the executor."""
-        if not taskids:
-            return
-        async with self._db.transaction() as conn:
-            await conn.executemany(
-                "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND deleted = 1",
-                [(t, hwid) for t in taskids],
+            if row is None or row["op"] != Op.REMOVE.value:
+                return False
+            released = await conn.execute(
+                "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND holds_executor = 1"
+                " AND (deleted = 1 OR cancelled = 1)",
+                (row["taskid"], hwid),
             )
+            return released.rowcount > 0
 
-    @staticmethod
-    async def _enqueue(conn, hwid: str, taskid: str, op: Op, payload: dict[str, Any]) -> Command:
-        cursor = await conn.execute(
-            "INSERT INTO commands (hwid, taskid, op, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-            (hwid, taskid, op.value, json.dumps(payload), time.time()),
-        )
-        return Command(cursor.lastrowid, hwid, taskid, op, payload)
+    async def release_retired(self, hwid: str, taskids: list[str]) -> bool:
+        """Deleted or cancelled tasks whose containers the agent no longer has let go of the
+        executor; True when one did."""
+        if not taskids:
+            return False
+        async with self._db.transaction() as conn:
+            released = 0
+            for taskid in taskids:
+                cursor = await conn.execute(
+                    "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND holds_executor = 1"
+                    " AND (deleted = 1 OR cancelled = 1)",
+                    (taskid, hwid),
+                )
+                released += cursor.rowcount
+            return released > 0

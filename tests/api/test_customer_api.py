@@ -105,6 +105,8 @@ async def test_addtask_answer_and_the_command_the_agent_gets(alice, agent, helpe
         "public_image": "megamind.network/helloworld:latest",
         "params": params,
         "inputs": [],
+        # A client that sends only the contract's fields runs the image as built, with no limit.
+        "spec": {"command": None, "env": {}, "workdir": None, "ports": [], "limits": {}},
     }
     assert isinstance(command["id"], int)
 

@@ -110,14 +110,14 @@ async def test_body_must_be_an_object(client, alice, helpers, data):
 
 @pytest.mark.parametrize("payload, field", [
     ({"params": "", "hwid": "abc"}, "image"),
-    ({"image": "megamind.network/x", "params": ""}, "hwid"),
     ({"image": 5, "params": "", "hwid": "abc"}, "image"),
     ({"image": None, "params": "", "hwid": "abc"}, "image"),
     ({"image": "megamind.network/x", "params": ["a"], "hwid": "abc"}, "params"),
     ({"image": "megamind.network/x", "params": {"a": 1}, "hwid": "abc"}, "params"),
     ({"image": "megamind.network/x", "params": "", "hwid": 12}, "hwid"),
     ({"image": "megamind.network/x", "params": "", "hwid": ""}, "hwid"),
-    ({"image": "megamind.network/x", "params": "", "hwid": "abc", "priority": 1}, "priority"),
+    ({"image": "megamind.network/x", "params": "", "hwid": "abc", "colour": 1}, "colour"),
+    ({"image": "megamind.network/x", "params": "", "priority": 101}, "priority"),
 ])
 async def test_field_errors_name_the_field(client, alice, helpers, payload, field):
     status, body = await addtask_raw(client, alice.key, json.dumps(payload).encode())
@@ -217,7 +217,7 @@ async def test_unexpected_exception_in_addtask(client, alice, agent, monkeypatch
 
     async def broken(*args, **kwargs):
         raise RuntimeError("boom")
-    monkeypatch.setattr(store.tasks, "create", broken)
+    monkeypatch.setattr(store.scheduler, "submit", broken)
     status, body = await alice.addtask(agent.hwid)
     helpers.assert_error(status, body, 500, 1)
     monkeypatch.undo()

@@ -21,3 +21,4 @@ async def hwid(store, account):
     hwid, _ = await store.executors.register(account.id, {"cpus": ["cpu"]}, 0.5)
     return hwid
 
+

@@ -5,6 +5,8 @@ import pytest
 from megamind.errors import ValidationFailed
 from megamind.store.files import MAX_NAME_BYTES, check_file_name, new_file_id
 
+from .helpers import create_task
+
 RUN = {"image": "127.0.0.1:5000/helloworld:latest", "public_image": "megamind.network/helloworld:latest", "params": ""}
 
 
@@ -39,7 +41,7 @@ async def test_files_belong_to_their_account(store, account):
 async def test_an_executor_gets_a_file_only_for_a_live_task_of_its_own_that_lists_it(store, account, hwid):
     listed = await store.files.add(account.id, new_file_id(), "in.bin", 1, "")
     unlisted = await store.files.add(account.id, new_file_id(), "other.bin", 1, "")
-    task, _ = await store.tasks.create(account.id, hwid, "megamind.network/helloworld:latest", "", RUN,
+    task, _ = await create_task(store, account.id, hwid, "megamind.network/helloworld:latest", "", RUN,
                                        inputs=[listed.file_id])
     other_hwid, _ = await store.executors.register(account.id, {}, 0.0)
     assert await store.files.input_of(hwid, task.taskid, listed.file_id) == listed

@@ -9,12 +9,14 @@ from megamind.states import TaskState
 from megamind.store import Store
 from megamind.store.logs import PAGE_LINES
 
+from .helpers import create_task
+
 RUN = {"image": "127.0.0.1:5000/helloworld:latest", "public_image": "megamind.network/helloworld:latest", "params": ""}
 OUT, ERR = Stream.STDOUT, Stream.STDERR
 
 
 async def new_task(store, account, hwid):
-    task, _ = await store.tasks.create(account.id, hwid, "megamind.network/helloworld:latest", "", RUN)
+    task, _ = await create_task(store, account.id, hwid, "megamind.network/helloworld:latest", "", RUN)
     # One live task per executor: later tasks of the test need the executor free again.
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
     return task.taskid

@@ -3,16 +3,19 @@ import time
 
 import pytest
 
+from megamind.jobspec import RunSpec
 from megamind.errors import ExecutorBusy, TaskNotFound
 from megamind.protocol import Op
 from megamind.states import TaskState
+
+from .helpers import create_task
 
 RUN = {"image": "127.0.0.1:5000/helloworld:latest", "public_image": "megamind.network/helloworld:latest", "params": "p"}
 
 
 
 async def create(store, account, hwid, image="megamind.network/helloworld:latest", params="p"):
-    return await store.tasks.create(account.id, hwid, image, params, RUN)
+    return await create_task(store, account.id, hwid, image, params, RUN)
 
 
 async def test_create_reserves_the_executor_and_queues_start(store, account, hwid):
@@ -23,7 +26,8 @@ async def test_create_reserves_the_executor_and_queues_start(store, account, hwi
     assert command.op == "start" and command.taskid == task.taskid and command.hwid == hwid
     assert command.payload == RUN
     assert command.message().to_wire() == {
-        "type": "command", "id": command.id, "op": "start", "taskid": task.taskid, "inputs": [], **RUN}
+        "type": "command", "id": command.id, "op": "start", "taskid": task.taskid, "inputs": [], **RUN,
+        "spec": RunSpec().to_wire()}
     assert await store.tasks.pending_commands(hwid) == [command]
     stored = await store.tasks.get(account.id, task.taskid)
     assert (stored.image, stored.params, stored.state) == ("megamind.network/helloworld:latest", "p", TaskState.SETUP)
@@ -65,7 +69,7 @@ async def test_get_is_scoped_to_the_account(store, account, hwid):
     with pytest.raises(TaskNotFound):
         await store.tasks.delete(bob.id, task.taskid)
     with pytest.raises(TaskNotFound):
-        await store.tasks.restart(bob.id, task.taskid, RUN)
+        await store.tasks.restart(bob.id, task.taskid)
     assert (await store.tasks.get(account.id, task.taskid)).state is TaskState.SETUP
 
 
@@ -104,7 +108,7 @@ async def test_restart_of_finished_task(store, account, hwid):
     await store.tasks.ack_command(hwid, start.id)
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.ERROR, "exited with code 3")])
     assert await store.tasks.busy_executors() == set()
-    command = await store.tasks.restart(account.id, task.taskid, RUN)
+    command = await store.tasks.restart(account.id, task.taskid)
     assert command.op == "restart" and command.payload == RUN
     stored = await store.tasks.get(account.id, task.taskid)
     assert stored.state is TaskState.SETUP and stored.error_msg == ""
@@ -114,10 +118,10 @@ async def test_restart_of_finished_task(store, account, hwid):
 
 async def test_restart_replaces_a_pending_start_but_keeps_a_remove(store, account, hwid):
     task, start = await create(store, account, hwid)
-    restart = await store.tasks.restart(account.id, task.taskid, RUN)
+    restart = await store.tasks.restart(account.id, task.taskid)
     assert await store.tasks.pending_commands(hwid) == [restart]
     orphan_remove = await store.tasks.enqueue(hwid, task.taskid, Op.REMOVE, {})
-    again = await store.tasks.restart(account.id, task.taskid, RUN)
+    again = await store.tasks.restart(account.id, task.taskid)
     assert await store.tasks.pending_commands(hwid) == [orphan_remove, again]
 
 
@@ -127,7 +131,7 @@ async def test_restart_of_finished_task_when_the_executor_is_taken(store, accoun
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
     other, other_start = await create(store, account, hwid)
     with pytest.raises(ExecutorBusy):
-        await store.tasks.restart(account.id, task.taskid, RUN)
+        await store.tasks.restart(account.id, task.taskid)
     # Nothing changed: the task stays stopped, the other keeps the executor, no command queued.
     assert (await store.tasks.get(account.id, task.taskid)).state is TaskState.STOPPED
     assert (await store.tasks.get(account.id, other.taskid)).state is TaskState.SETUP
@@ -251,7 +255,7 @@ async def test_progress_is_shown_in_the_detail_and_reset_by_a_restart(store, acc
     await store.tasks.set_progress(task.taskid, 42.5)
     assert (await store.tasks.detail(account.id, task.taskid)).progress == 42.5
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
-    await store.tasks.restart(account.id, task.taskid, RUN)
+    await store.tasks.restart(account.id, task.taskid)
     assert (await store.tasks.detail(account.id, task.taskid)).progress is None
 
 
@@ -270,7 +274,7 @@ async def test_results_are_recorded_for_live_tasks_only(store, account, hwid):
 
 
 async def test_a_task_keeps_its_input_file_ids(store, account, hwid):
-    task, _ = await store.tasks.create(account.id, hwid, "megamind.network/helloworld:latest", "", RUN,
+    task, _ = await create_task(store, account.id, hwid, "megamind.network/helloworld:latest", "", RUN,
                                        inputs=["f1", "f2"])
     assert await store.tasks.inputs_of(task.taskid) == ["f1", "f2"]
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])

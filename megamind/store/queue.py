@@ -1,0 +1,270 @@
+"""Placement and the queue: a task goes to the cheapest free fitting executor, or waits.
+
+Every decision is one write transaction that reads what it decides on: a submission
+looks for a free executor and either takes it or joins the queue; an executor that
+frees up (or comes online) takes the first queued task that fits it.  Since the two
+never interleave, no submission and no freed executor miss each other, and the
+partial unique index on live tasks keeps any two tasks off one executor.
+
+SQLite's ``BEGIN IMMEDIATE`` serialises those transactions.  On PostgreSQL (a later
+issue) the same statements run under one advisory lock per decision
+(``pg_advisory_xact_lock``), which gives the same order across API replicas; the
+queue and the executors' online flags live in the database, not in a process.
+
+Costs stay linear: a submission reads the executors once (narrowed in SQL on the
+size columns), a freed executor reads the queue from its head in served order
+(narrowed in SQL on the requirement columns), and nothing pairs every queued task
+with every executor.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from megamind.errors import ExecutorBusy, Unsatisfiable
+from megamind.jobspec import TaskLimits, queue_timed_out
+from megamind.placement import Capacity, Need, Requirements, fits, never_fits, pending_reason, placement_order
+from megamind.protocol import Op
+from megamind.secrets import new_task_id
+from megamind.states import TaskState
+from megamind.store.db import Database
+from megamind.store.taskmodel import Command, NewTask, Task, enqueue_command, is_live_task_conflict
+
+# Queued tasks a freed executor reads per round, in served order, before looking further.
+QUEUE_PAGE = 64
+
+_EXECUTOR_SIZE = ("e.hwid, e.hardware, e.cost, e.online,"
+                  " EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1) AS busy")
+# Only what could fit, by the figures kept as columns; `fits` decides the rest (the GPU model).
+_EXECUTOR_NARROWING = (" e.gpu_count >= ? AND e.min_vram_mb >= ? AND e.cpu_count >= ? AND e.cpu_share >= ?"
+                       " AND e.ram_mb >= ? AND (? IS NULL OR e.cost <= ?) AND (? IS NULL OR e.rating >= ?)")
+
+
+def _narrowing_args(need: Need) -> tuple:
+    return (need.gpus, need.vram_mb, need.cpus, need.cpu_share - 1e-9, need.ram,
+            need.max_cost, need.max_cost, need.min_rating, need.min_rating)
+
+
+@dataclass(frozen=True)
+class Placed:
+    task: Task
+    command: Command | None  # the start to send; None while queued
+
+
+@dataclass(frozen=True)
+class QueuedTask:
+    taskid: str
+    image: str
+    priority: int
+    created_at: float
+    queue_deadline: float
+    queue_position: int
+    pending_reason: str
+
+
+class Scheduler:
+    def __init__(self, db: Database, forget_account: Callable[[int], None]) -> None:
+        self._db = db
+        self._forget_account = forget_account  # the task store's kept listings
+
+    # --- a new task ------------------------------------------------------------------
+
+    async def submit(self, new: NewTask) -> Placed:
+        now = time.time()
+        need = Need.of(new.requirements, new.spec.limits)
+        taskid = new_task_id()
+        try:
+            async with self._db.transaction() as conn:
+                if new.hwid is not None:
+                    cost = await self._cost_of(conn, new.hwid)
+                    placed = await self._insert(conn, taskid, new, need, now, new.hwid, cost)
+                else:
+                    executor = await self._cheapest_free(conn, need)
+                    if executor is None:
+                        await self._refuse_if_never_fits(conn, need)
+                        placed = await self._insert(conn, taskid, new, need, now, None, None)
+                    else:
+                        placed = await self._insert(conn, taskid, new, need, now, executor.hwid, executor.cost)
+        except sqlite3.IntegrityError as exc:
+            if is_live_task_conflict(exc):
+                raise ExecutorBusy(f"executor {new.hwid} is running another task") from None
+            raise
+        self._forget_account(new.account_id)
+        return placed
+
+    @staticmethod
+    async def _cost_of(conn, hwid: str) -> float:
+        row = await (await conn.execute("SELECT cost FROM executors WHERE hwid = ?", (hwid,))).fetchone()
+        return float(row[0]) if row else 0.0
+
+    async def _cheapest_free(self, conn, need: Need) -> Capacity | None:
+        rows = await (await conn.execute(
+            f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.online = 1 AND {_EXECUTOR_NARROWING}"
+            " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)",
+            _narrowing_args(need),
+        )).fetchall()
+        candidates = [cap for cap in (_capacity(r) for r in rows) if fits(need, cap)]
+        return min(candidates, key=placement_order, default=None)
+
+    async def _refuse_if_never_fits(self, conn, need: Need) -> None:
+        fitting = await (await conn.execute(
+            f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need),
+        )).fetchall()
+        if any(fits(need, _capacity(r)) for r in fitting):
+            return
+        # The rare answer reads every executor, to name what none of them has.
+        every = await (await conn.execute(f"SELECT {_EXECUTOR_SIZE} FROM executors e")).fetchall()
+        raise Unsatisfiable(never_fits(need, (_capacity(r) for r in every)))
+
+    @staticmethod
+    async def _insert(conn, taskid: str, new: NewTask, need: Need, now: float, hwid: str | None,
+                      price: float | None) -> Placed:
+        queued = hwid is None
+        await conn.execute(
+            "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg, holds_executor,"
+            " deleted, created_at, updated_at, inputs, pinned, requirements, spec, start_payload, priority,"
+            " queued, queue_timeout, queue_deadline, need_gpus, need_vram_mb, need_cpus, need_cpu_share,"
+            " need_ram_mb, max_cost, min_rating, price, placed_at)"
+            " VALUES (?,?,?,?,?,?,'',?,0,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (taskid, new.account_id, hwid, new.image, new.params, int(TaskState.SETUP), int(not queued),
+             now, now, json.dumps(list(new.inputs)), int(new.hwid is not None),
+             json.dumps(new.requirements.to_dict()), json.dumps(new.spec.to_wire()),
+             json.dumps(new.start_payload), new.priority, int(queued), new.queue_timeout,
+             now + new.queue_timeout if queued else None, need.gpus, need.vram_mb, need.cpus,
+             need.cpu_share, need.ram, need.max_cost, need.min_rating, price, None if queued else now),
+        )
+        task = Task(taskid, new.account_id, hwid, new.image, new.params, TaskState.SETUP, "", False)
+        if queued:
+            return Placed(task, None)
+        return Placed(task, await enqueue_command(conn, hwid, taskid, Op.START, new.start_payload, now))
+
+    # --- an executor to fill ---------------------------------------------------------
+
+    async def drain(self, hwid: str) -> Command | None:
+        """Give a free online executor the first queued task that fits it; its start, if any."""
+        now = time.time()
+        account_id = None
+        async with self._db.transaction() as conn:
+            row = await (await conn.execute(
+                f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.hwid = ?", (hwid,))).fetchone()
+            if row is None or not row["online"] or row["busy"]:
+                return None
+            cap = _capacity(row)
+            chosen = await self._first_fitting(conn, cap)
+            if chosen is None:
+                return None
+            taskid, account_id, payload = chosen
+            await conn.execute(
+                "UPDATE tasks SET hwid = ?, queued = 0, holds_executor = 1, queue_deadline = NULL, price = ?,"
+                " placed_at = ?, updated_at = ? WHERE taskid = ? AND queued = 1",
+                (hwid, cap.cost, now, now, taskid),
+            )
+            command = await enqueue_command(conn, hwid, taskid, Op.START, payload, now)
+        self._forget_account(account_id)
+        return command
+
+    async def _first_fitting(self, conn, cap: Capacity) -> tuple[str, int, dict] | None:
+        """The queue's first task this executor can hold, read from the head a page at a time."""
+        after: tuple[int, float, str] | None = None
+        while True:
+            keyset = "" if after is None else \
+                " AND (priority < ? OR (priority = ? AND (created_at > ? OR (created_at = ? AND taskid > ?))))"
+            keyset_args = () if after is None else (after[0], after[0], after[1], after[1], after[2])
+            rows = await (await conn.execute(
+                "SELECT taskid, account_id, start_payload, requirements, need_cpu_share, need_ram_mb, priority,"
+                " created_at FROM tasks WHERE queued = 1 AND need_gpus <= ? AND need_vram_mb <= ?"
+                " AND need_cpus <= ? AND need_cpu_share <= ? AND need_ram_mb <= ?"
+                " AND (max_cost IS NULL OR max_cost >= ?) AND (min_rating IS NULL OR min_rating <= ?)"
+                f"{keyset} ORDER BY priority DESC, created_at, taskid LIMIT ?",
+                (len(cap.gpu_names), cap.min_vram_mb, cap.cpu_count, cap.cpu_share + 1e-9, cap.ram,
+                 cap.cost, cap.rating, *keyset_args, QUEUE_PAGE),
+            )).fetchall()
+            for r in rows:
+                requirements = Requirements.from_dict(json.loads(r["requirements"]))
+                need = Need.of(requirements, TaskLimits(cpus=r["need_cpu_share"] or None, memory=r["need_ram_mb"]))
+                if fits(need, cap):
+                    return r["taskid"], r["account_id"], json.loads(r["start_payload"])
+            if len(rows) < QUEUE_PAGE:
+                return None
+            last = rows[-1]
+            after = (last["priority"], last["created_at"], last["taskid"])
+
+    async def online_free(self) -> list[str]:
+        """Online executors nothing holds: where queued tasks may go after a restart."""
+        rows = await self._db.fetchall(
+            "SELECT e.hwid FROM executors e WHERE e.online = 1"
+            " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)"
+        )
+        return [r["hwid"] for r in rows]
+
+    # --- waiting -----------------------------------------------------------------------
+
+    async def expire(self, now: float | None = None) -> list[str]:
+        """End queued tasks whose queue_timeout has passed, in error; their ids."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            rows = await (await conn.execute(
+                "SELECT taskid, account_id, queue_timeout FROM tasks WHERE queued = 1 AND queue_deadline <= ?",
+                (now,),
+            )).fetchall()
+            await conn.executemany(
+                "UPDATE tasks SET queued = 0, state = ?, error_msg = ?, finished_at = ?, updated_at = ?"
+                " WHERE taskid = ? AND queued = 1",
+                [(int(TaskState.ERROR), queue_timed_out(r["queue_timeout"]), now, now, r["taskid"]) for r in rows],
+            )
+        for account_id in {r["account_id"] for r in rows}:
+            self._forget_account(account_id)
+        return [r["taskid"] for r in rows]
+
+    async def position(self, taskid: str) -> int | None:
+        """1 for the next task to be placed; None when the task is not queued."""
+        row = await self._db.fetchone(
+            "SELECT priority, created_at FROM tasks WHERE taskid = ? AND queued = 1", (taskid,))
+        if row is None:
+            return None
+        ahead = await self._db.fetchone(
+            "SELECT count(*) FROM tasks WHERE queued = 1 AND (priority > ? OR (priority = ?"
+            " AND (created_at < ? OR (created_at = ? AND taskid < ?))))",
+            (row[0], row[0], row[1], row[1], taskid),
+        )
+        return ahead[0] + 1
+
+    async def reason(self, taskid: str) -> str | None:
+        """Why a queued task waits: how many executors fit it, and what they are doing."""
+        row = await self._db.fetchone(
+            "SELECT requirements, need_cpu_share, need_ram_mb FROM tasks WHERE taskid = ? AND queued = 1",
+            (taskid,),
+        )
+        if row is None:
+            return None
+        need = Need.of(Requirements.from_dict(json.loads(row[0])),
+                       TaskLimits(cpus=row[1] or None, memory=row[2] or None))
+        rows = await self._db.fetchall(
+            f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need))
+        fitting = [r for r in rows if fits(need, _capacity(r))]
+        offline = sum(1 for r in fitting if not r["online"])
+        busy = sum(1 for r in fitting if r["online"] and r["busy"])
+        return pending_reason(len(fitting), busy, offline)
+
+    async def queued_for_account(self, account_id: int) -> list[QueuedTask]:
+        rows = await self._db.fetchall(
+            "SELECT taskid, image, priority, created_at, queue_deadline FROM tasks"
+            " WHERE account_id = ? AND queued = 1 AND deleted = 0 ORDER BY priority DESC, created_at, taskid",
+            (account_id,),
+        )
+        items = []
+        for r in rows:
+            position, reason = await self.position(r["taskid"]), await self.reason(r["taskid"])
+            if position is None or reason is None:
+                continue  # placed meanwhile
+            items.append(QueuedTask(r["taskid"], r["image"], r["priority"], r["created_at"], r["queue_deadline"],
+                                    position, reason))
+        return items
+
+
+def _capacity(row) -> Capacity:
+    return Capacity.of(row["hwid"], json.loads(row["hardware"]), row["cost"])
