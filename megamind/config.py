@@ -24,6 +24,8 @@ class ServerConfig:
     heartbeat_s: float = 5.0
     # Nothing stays in setup forever, even if an agent never answers.
     setup_timeout_s: float = 900.0
+    # How often queued tasks past their queue_timeout are ended.
+    queue_sweep_s: float = 1.0
     log_flush_s: float = 0.25
     # Each stream of each task is kept up to this; past it the oldest lines go.
     log_limit_bytes: int = 64 * MiB
@@ -75,3 +77,5 @@ class AgentConfig:
     slots: int = 1
     # Task containers never share the host's network stack unless the owner says so.
     allow_host_network: bool = False
+    # The host address task ports are published on (0.0.0.0: all of them); sent to the API.
+    publish_address: str = "0.0.0.0"

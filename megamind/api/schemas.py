@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from megamind.api.jobschemas import JobFieldsSchema, LimitsSchema, PortMappingSchema, RequirementsSchema
+from megamind.api.jobschemas import (
+    MAX_FIGURE,
+    JobFieldsSchema,
+    LimitsSchema,
+    PortMappingSchema,
+    RequirementsSchema,
+)
 
 MAX_PARAMS_LENGTH = 64 * 1024
 MAX_INPUTS = 64  # files one task may be given
@@ -86,6 +92,20 @@ class HardwareReportSchema(Schema):
     ram = fields.Integer(load_default=0, validate=validate.Range(min=0))
     network = fields.String(load_default="unknown", validate=validate.Length(max=64))
     calculated_perfomance_rating = fields.Float(load_default=0.0, allow_nan=False)
+    # What placement needs: logical CPUs and each GPU's memory as a task can use them, the
+    # owner's CPU cap, and how many executors the host is offered as.
+    cpu_count = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+    cpu_limit = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+                             validate=validate.Range(min=0, max=1_000_000))
+    gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(min=0, max=10_000_000)), load_default=list,
+                                validate=validate.Length(max=64))
+    slots = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1024))
+    # The size a task can use there (placement reads them); agents before protocol 3 leave them out.
+    cpu_count = fields.Integer(validate=validate.Range(0, MAX_FIGURE))
+    cpu_limit = fields.Float(allow_none=True, validate=validate.Range(min=0), allow_nan=False)
+    gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(0, MAX_FIGURE)),
+                                validate=validate.Length(max=64))
+    slots = fields.Integer(validate=validate.Range(1, MAX_FIGURE))
 
 
 class RegisterRequestSchema(StrictSchema):

@@ -24,6 +24,8 @@ COMMANDS = {
     "upload": "megamind.cli.customer.inputs:upload",
     "restart": "megamind.cli.customer.tasks:restart",
     "rm": "megamind.cli.customer.tasks:rm",
+    "cancel": "megamind.cli.customer.queue:cancel",
+    "queue": "megamind.cli.customer.queue:queue",
     "images": "megamind.cli.customer.hardware:images",
     "executors": "megamind.cli.customer.hardware:executors",
     "server": "megamind.cli.server:server",

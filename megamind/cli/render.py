@@ -65,3 +65,27 @@ def size(nbytes: int) -> str:
 def percent(value: float) -> str:
     """``42%``, ``42.5%``."""
     return f"{value:g}%"
+
+
+def duration(seconds: float) -> str:
+    """Exact, in the largest units: ``45s``, ``2h``, ``1h 1m 1s``, ``3d 4h``."""
+    left = max(0, int(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return " ".join(parts) or "0s"
+
+
+def until(timestamp: float | None, now: float | None = None) -> str:
+    """``in 5m``, ``now``; ``-`` for no time."""
+    if timestamp is None:
+        return "-"
+    seconds = int(timestamp - (time.time() if now is None else now))
+    if seconds <= 0:
+        return "now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"in {seconds // size}{unit}"
+    return f"in {seconds}s"

@@ -6,6 +6,10 @@
     hw = api.hw_list()[0]
     taskid = api.add_task("megamind.network/helloworld:latest", hw.hwid, params="hi")
     print(api.wait_task(taskid).state.name)  # RUNNING
+    # or let the platform place it, on the cheapest free executor that fits (queued until one is):
+    taskid = api.add_task("megamind.network/trainer:1.2", requirements=Requirements(gpus=1, ram=16000),
+                          command=["python", "train.py"], env={"EPOCHS": "3"}, ports=[8888],
+                          limits=TaskLimits(memory=4096, runtime=7200), priority=80)
     for line in api.follow_logs(taskid):  # every line, until the task ends
         print(line)
     api.download_results(taskid, "results")  # what it wrote under /megamind/output/
@@ -34,11 +38,13 @@ from megamind.client.errors import (
     ResultsNotFound,
     RouteNotFound,
     TaskNotFound,
+    TaskQueued,
     TransportError,
     Unauthorized,
     Unavailable,
     UnsafeArchive,
     UnsupportedMediaType,
+    Unsatisfiable,
     ValidationFailed,
 )
 from megamind.client.models import (
@@ -46,18 +52,23 @@ from megamind.client.models import (
     FileInfo,
     HardwareItem,
     Image,
+    PublishedPort,
     Results,
     Task,
     TaskLogs,
     TaskState,
 )
+from megamind.client.listings import HardwareDetail, HardwarePage, QueuedTask
+from megamind.client.spec import PortRequest, Requirements, TaskLimits
 from megamind.client.sync import Client
 
 __all__ = [
-    "SETTLED", "AccountNotFound", "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict",
-    "Executor", "ExecutorBusy", "ExecutorNotFound", "ExecutorOffline", "FileInfo", "Forbidden",
-    "HardwareItem", "Image", "ImageNotAllowed", "InternalError", "MegamindClientError", "MethodNotAllowed",
-    "NotFound", "PayloadTooLarge", "RateLimited", "RequestTimeout", "Results", "ResultsNotFound",
-    "RouteNotFound", "Task", "TaskLogs", "TaskNotFound", "TaskState", "TransportError", "Unauthorized",
-    "Unavailable", "UnsafeArchive", "UnsupportedMediaType", "ValidationFailed", "WaitTimeout",
+    "AccountNotFound", "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Executor",
+    "ExecutorBusy", "ExecutorNotFound", "ExecutorOffline", "FileInfo", "Forbidden", "HardwareDetail",
+    "HardwareItem", "HardwarePage", "Image", "ImageNotAllowed", "InternalError", "MegamindClientError",
+    "MethodNotAllowed", "NotFound", "PayloadTooLarge", "PortRequest", "PublishedPort", "QueuedTask",
+    "RateLimited", "RequestTimeout", "Requirements", "Results", "ResultsNotFound", "RouteNotFound", "SETTLED",
+    "Task", "TaskLimits", "TaskLogs", "TaskNotFound", "TaskQueued", "TaskState", "TransportError",
+    "Unauthorized", "Unavailable", "UnsafeArchive", "Unsatisfiable", "UnsupportedMediaType",
+    "ValidationFailed", "WaitTimeout",
 ]

@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import quote
@@ -28,8 +29,11 @@ from megamind.client.config import load_settings
 from megamind.client.errors import MegamindClientError, RateLimited, TransportError
 from megamind.client.follow import FOLLOW_IDLE_S, follow, split_lines, tail_of
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
+from megamind.client.listings import HardwarePage, QueuedTask
+from megamind.client.spec import PortSpec, Requirements, TaskLimits, addtask_body, hardware_query
 from megamind.client.transport import Transport
 from megamind.states import TaskState
+from megamind.wire import ProtocolError
 
 T = TypeVar("T")
 
@@ -93,17 +97,43 @@ class AsyncClient:
         data = await self._http.call("GET", "/api/v1/gethwlist")
         return _decode(data, lambda d: [HardwareItem.from_json(i) for i in d])
 
-    async def add_task(self, image: str, hwid: str, params: str = "", *,
-                       inputs: Iterable[str | FileInfo] = ()) -> str:
-        """addtask: start ``image`` on executor ``hwid``; returns the new task's id.
+    async def add_task(
+        self,
+        image: str,
+        hwid: str | None = None,
+        params: str = "",
+        *,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        command: str | Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        ports: Iterable[PortSpec] | None = None,
+        limits: TaskLimits | Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        queue_timeout: int | None = None,
+        inputs: Iterable[str | FileInfo] = (),
+    ) -> str:
+        """addtask: start ``image`` as a task; returns the new task's id.
 
+        ``hwid`` runs it exactly there. Without it the platform places it on the cheapest
+        free executor that meets ``requirements`` (any executor without them), or queues
+        it until one is free: Unsatisfiable when none could ever do.
+        ``command`` replaces the image's CMD (a string is split as a shell would);
+        ``env``, ``workdir``; ``ports``: container ports to publish, each ``8888``,
+        ``(8888, host_port)`` or a PortRequest; ``limits``: TaskLimits; ``priority``
+        (higher is placed first) and ``queue_timeout`` (seconds it may wait).
         ``inputs``: uploaded files (their ids, or what ``upload_file`` returned), each put
         at /megamind/input/<name> before the task starts.
+
+        Only what is given is sent: with none of them, exactly the contract's body.
+        A value the API would refuse for certain (an env name, a port, the priority's
+        range) raises ValueError here.
         """
-        body: dict[str, Any] = {"image": image, "params": params, "hwid": hwid}
-        file_ids = [i.file_id if isinstance(i, FileInfo) else str(i) for i in inputs]
-        if file_ids:  # without inputs, exactly the contract's body
-            body["inputs"] = file_ids
+        body = addtask_body(
+            image, params, hwid, requirements=requirements, command=command, env=env, workdir=workdir,
+            ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout,
+            file_ids=[i.file_id if isinstance(i, FileInfo) else str(i) for i in inputs],
+        )
         return _decode(await self._http.call("POST", "/api/v1/addtask", body), lambda d: str(d["taskid"]))
 
     async def delete_task(self, taskid: str) -> None:
@@ -127,8 +157,41 @@ class AsyncClient:
     # --- extensions ---------------------------------------------------------------------
 
     async def task(self, taskid: str) -> Task:
-        """One task, with its executor, its pending command, progress, results and times."""
+        """One task in full: what it asked for, where it runs or its place in the queue, its
+        ports, progress, results, cost and times."""
         return _decode(await self._http.call("GET", f"/api/v1/task/{_segment(taskid)}"), Task.from_json)
+
+    async def cancel(self, taskid: str) -> None:
+        """End a queued, setting-up or running task and keep it (state stopped, ``cancelled``):
+        its container goes, its logs and results stay. An ended task is left as it is."""
+        await self._http.call("POST", f"/api/v1/task/{_segment(taskid)}/cancel")
+
+    async def hardware(
+        self,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        *,
+        status: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        **filters: Any,
+    ) -> HardwarePage:
+        """Executors with every figure, those that meet the requirements (given as a
+        Requirements, or as its fields: ``gpus=1, gpu_model="1060"``, ...).
+
+        ``status``: free, busy, offline or any; ``sort``: cost, rating, ram, gpus or
+        cpus; ``limit`` and ``offset`` page through ``total``. None: the API's default.
+        """
+        wanted = Requirements.of(requirements or {})
+        if filters:
+            wanted = dataclasses.replace(wanted, **filters)  # an unknown name: TypeError
+        query = hardware_query(wanted, status=status, sort=sort, limit=limit, offset=offset)
+        return _decode(await self._http.call("GET", "/api/v1/hardware", params=query), HardwarePage.from_json)
+
+    async def queue(self) -> list[QueuedTask]:
+        """The account's tasks waiting for an executor, next first."""
+        data = await self._http.call("GET", "/api/v1/queue")
+        return _decode(data, lambda d: [QueuedTask.from_json(i) for i in d["tasks"]])
 
     async def executors(self) -> list[Executor]:
         """The caller's own executors (as an owner), online or not, free or busy."""
@@ -237,12 +300,13 @@ class AsyncClient:
     # --- waiting ------------------------------------------------------------------------
 
     async def watch_task(self, taskid: str, interval: float = 0.5) -> AsyncIterator[Task]:
-        """Yield the task now, and again each time its state, error, executor or progress changes."""
+        """Yield the task now, and again each time its state, error, executor, progress or
+        place in the queue changes."""
         last: tuple | None = None
         while True:
             task = await _patiently(self.task, taskid)
             seen = (task.state, task.error_msg, task.executor_online, task.pending_command, task.phase,
-                    task.progress)
+                    task.progress, task.hwid, task.queue_position, task.pending_reason)
             if seen != last:
                 last = seen
                 yield task
@@ -288,7 +352,7 @@ async def _body(resp: aiohttp.ClientResponse) -> bytes:
 def _decode(data: Any, build: Callable[[Any], T]) -> T:
     try:
         return build(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, ProtocolError) as exc:
         raise TransportError(
             f"the API answered an unexpected shape ({type(exc).__name__}: {exc})"
         ) from None

@@ -81,6 +81,8 @@ class ImageNotAllowed(ValidationFailed): pass
 class AccountNotFound(NotFound): pass
 class RequestTimeout(ApiError): pass
 class ResultsNotFound(NotFound): pass  # the task has no results (yet)
+class Unsatisfiable(ValidationFailed): pass  # no registered executor could ever meet the requirements
+class TaskQueued(Conflict): pass  # the task waits for an executor: restarting it must wait too
 
 
 _BY_NAME: dict[str, type[ApiError]] = {
@@ -103,6 +105,8 @@ _BY_NAME: dict[str, type[ApiError]] = {
     "ACCOUNT_NOT_FOUND": AccountNotFound,
     "REQUEST_TIMEOUT": RequestTimeout,
     "RESULTS_NOT_FOUND": ResultsNotFound,
+    "UNSATISFIABLE": Unsatisfiable,
+    "TASK_QUEUED": TaskQueued,
 }
 
 ERROR_CLASSES: dict[int, type[ApiError]] = {

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import shlex
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from megamind.client.errors import TransportError
+from megamind.client.spec import Requirements, TaskLimits
 from megamind.states import TaskState
 
-__all__ = ["Executor", "FileInfo", "HardwareItem", "Image", "Results", "Task", "TaskLogs", "TaskState",
-           "state_name"]
+__all__ = ["Executor", "FileInfo", "HardwareItem", "Image", "PublishedPort", "QUEUED_PHASE", "Results", "Task",
+           "TaskLogs", "TaskState", "state_name"]
+
+T = TypeVar("T")
+
+# The task detail's phase while a task waits for an executor (the agent's own phases are
+# megamind.protocol.Phase).
+QUEUED_PHASE = "queued"
 
 
 def state_name(state: TaskState) -> str:
@@ -80,6 +88,44 @@ class Results:
 
 
 @dataclass(frozen=True)
+class PublishedPort:
+    """A task's port as published on its executor's host: reach it at ``address:host``."""
+
+    container: int
+    host: int | None  # None until the engine has bound it (the task is not running yet)
+    address: str | None  # the executor's address for it
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "PublishedPort":
+        host, address = data.get("host"), data.get("address")
+        return cls(container=int(data["container"]), host=None if host is None else int(host),
+                   address=address or None)
+
+    @property
+    def endpoint(self) -> str | None:
+        """``203.0.113.7:32768``, once both are known."""
+        return f"{self.address}:{self.host}" if self.address and self.host else None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _command(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # as given to addtask; the API runs it split as a shell would
+        try:
+            return tuple(shlex.split(value))
+        except ValueError:
+            return (value,)
+    return tuple(str(word) for word in value)
+
+
+def _optional(value: Any, kind: Callable[[Any], T]) -> T | None:
+    return None if value is None else kind(value)
+
+
+@dataclass(frozen=True)
 class Task:
     """A task, as ``gettasklist`` lists it; ``GET /api/v1/task/<id>`` fills in the rest."""
 
@@ -90,17 +136,38 @@ class Task:
     state: TaskState
     error_msg: str
     # Known only from the single-task call (None from gettasklist).
-    hwid: str | None = None
+    hwid: str | None = None  # also None while the task is queued
     executor_online: bool | None = None
     pending_command: str | None = None
-    phase: str | None = None
+    phase: str | None = None  # queued, pulling, creating, starting, restarting
     progress: float | None = None  # 0-100, from the task's last MEGAMIND_PROGRESS=<n> line
     results: Results | None = None  # None until the task has left results
     created_at: float | None = None
     updated_at: float | None = None
+    # What the task asked for (addtask's job fields).
+    requirements: Requirements | None = None
+    command: tuple[str, ...] | None = None  # None: the image's CMD
+    env: dict[str, str] | None = None
+    workdir: str | None = None
+    ports: tuple[PublishedPort, ...] | None = None
+    limits: TaskLimits | None = None
+    priority: int | None = None
+    # While it waits for an executor; None once placed.
+    queue_position: int | None = None  # 1 is next
+    pending_reason: str | None = None  # why it waits, for a person
+    # How it went.
+    exit_code: int | None = None
+    cancelled: bool | None = None
+    price: float | None = None  # per hour, fixed when the task was placed
+    billed_seconds: float | None = None
+    cost: float | None = None
+    placed_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Task":
+        ports = data.get("ports")
         return cls(
             taskid=data["taskid"],
             ip=data["ip"],
@@ -112,10 +179,27 @@ class Task:
             executor_online=data.get("executor_online"),
             pending_command=data.get("pending_command"),
             phase=data.get("phase"),
-            progress=None if data.get("progress") is None else float(data["progress"]),
-            results=None if data.get("results") is None else Results.from_json(data["results"]),
+            progress=_optional(data.get("progress"), float),
+            results=_optional(data.get("results"), Results.from_json),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
+            requirements=_optional(data.get("requirements"), Requirements.from_json),
+            command=_command(data.get("command")),
+            env=_optional(data.get("env"), dict),
+            workdir=data.get("workdir"),
+            ports=None if ports is None else tuple(PublishedPort.from_json(p) for p in ports),
+            limits=_optional(data.get("limits"), TaskLimits.from_wire),
+            priority=_optional(data.get("priority"), int),
+            queue_position=_optional(data.get("queue_position"), int),
+            pending_reason=data.get("pending_reason"),
+            exit_code=_optional(data.get("exit_code"), int),
+            cancelled=_optional(data.get("cancelled"), bool),
+            price=_optional(data.get("price"), float),
+            billed_seconds=_optional(data.get("billed_seconds"), float),
+            cost=_optional(data.get("cost"), float),
+            placed_at=data.get("placed_at"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
         )
 
     @property
@@ -126,6 +210,11 @@ class Task:
     def finished(self) -> bool:
         """Stopped or error: nothing changes until it is restarted."""
         return self.state.finished
+
+    @property
+    def queued(self) -> bool:
+        """Waiting for an executor that meets its requirements."""
+        return self.phase == QUEUED_PHASE
 
     def to_json(self) -> dict[str, Any]:
         """The contract's shape, the state's name, and whatever else is known."""
@@ -139,11 +228,22 @@ class Task:
             "error_msg": self.error_msg,
         }
         for name in ("hwid", "executor_online", "pending_command", "phase", "progress", "created_at",
-                     "updated_at"):
+                     "updated_at", "workdir", "priority", "queue_position", "pending_reason", "exit_code",
+                     "cancelled", "price", "billed_seconds", "cost", "placed_at", "started_at", "finished_at"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.results is not None:
             data["results"] = self.results.to_json()
+        if self.requirements is not None:
+            data["requirements"] = self.requirements.to_json()
+        if self.command is not None:
+            data["command"] = list(self.command)
+        if self.env is not None:
+            data["env"] = dict(self.env)
+        if self.ports is not None:
+            data["ports"] = [p.to_json() for p in self.ports]
+        if self.limits is not None:
+            data["limits"] = self.limits.to_wire()
         return data
 
 

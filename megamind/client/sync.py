@@ -17,12 +17,14 @@ import asyncio
 import threading
 import os
 import weakref
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from megamind.client.aio import DEFAULT_STREAM, DEFAULT_TIMEOUT_S, SETTLED, AsyncClient
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
+from megamind.client.listings import HardwarePage, QueuedTask
+from megamind.client.spec import PortSpec, Requirements, TaskLimits
 from megamind.states import TaskState
 
 T = TypeVar("T")
@@ -118,9 +120,26 @@ class Client:
     def hw_list(self) -> list[HardwareItem]:
         return self._run(self._async.hw_list())
 
-    def add_task(self, image: str, hwid: str, params: str = "", *,
-                 inputs: Iterable[str | FileInfo] = ()) -> str:
-        return self._run(self._async.add_task(image, hwid, params, inputs=inputs))
+    def add_task(
+        self,
+        image: str,
+        hwid: str | None = None,
+        params: str = "",
+        *,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        command: str | Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        ports: Iterable[PortSpec] | None = None,
+        limits: TaskLimits | Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        queue_timeout: int | None = None,
+        inputs: Iterable[str | FileInfo] = (),
+    ) -> str:
+        return self._run(self._async.add_task(
+            image, hwid, params, requirements=requirements, command=command, env=env, workdir=workdir,
+            ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout, inputs=inputs,
+        ))
 
     def delete_task(self, taskid: str) -> None:
         self._run(self._async.delete_task(taskid))
@@ -137,6 +156,25 @@ class Client:
     # extensions
     def task(self, taskid: str) -> Task:
         return self._run(self._async.task(taskid))
+
+    def cancel(self, taskid: str) -> None:
+        self._run(self._async.cancel(taskid))
+
+    def hardware(
+        self,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        *,
+        status: str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        **filters: Any,
+    ) -> HardwarePage:
+        return self._run(self._async.hardware(requirements, status=status, sort=sort, limit=limit, offset=offset,
+                                              **filters))
+
+    def queue(self) -> list[QueuedTask]:
+        return self._run(self._async.queue())
 
     def executors(self) -> list[Executor]:
         return self._run(self._async.executors())

@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from megamind.cli import render
-from megamind.cli.customer import hardware, session, tasks
+from megamind.cli.customer import session, tasks, taskview
 from megamind.cli.main import COMMANDS, cli
-from megamind.client import Client, HardwareItem, Results, Task, TaskState
+from megamind.client import Client, Results, Task, TaskState
 from megamind.protocol import Stream
 from tests.client.live import IMAGE, agent, live, new_agent, targz
 
@@ -24,8 +24,10 @@ __all__ = ["agent", "live", "new_agent"]  # fixtures
 CUSTOMER_COMMANDS = [name for name, target in COMMANDS.items() if target.startswith("megamind.cli.customer.")]
 API_COMMANDS = [
     ["hw"], ["run", "helloworld", "--hwid", "h"], ["run", "helloworld", "--hwid", "h", "--input", __file__],
+    ["run", "helloworld", "--gpus", "1", "-e", "A=1", "-p", "8888", "--", "python", "x.py"],
     ["ps"], ["inspect", "t"], ["logs", "t"], ["logs", "-f", "t"], ["logs", "--stderr", "--all", "t"],
     ["results", "t"], ["upload", __file__], ["restart", "t"], ["rm", "t"], ["executors"], ["images"],
+    ["queue"], ["cancel", "t"],
 ]
 
 
@@ -72,10 +74,16 @@ def test_every_command_explains_every_option(invoke, name):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "helloworld"], "Missing option '--hwid'"),
     (["run", "--hwid", "h"], "Missing argument 'IMAGE'"),
+    (["run", "x", "-e", "1BAD=x"], "'1BAD' is not a variable name"),
+    (["run", "x", "-p", "abc"], "'abc' is not PORT or PORT:HOST_PORT"),
+    (["run", "x", "--hwid", "h", "--wait", "--timeout", "0"], "Invalid value for '--timeout'"),
     (["hw", "--sort", "colour"], "Invalid value for '--sort'"),
-    (["hw", "--min-ram", "-1"], "Invalid value for '--min-ram'"),
+    (["hw", "--sort", "network"], "Invalid value for '--sort'"),
+    (["hw", "--status", "sleeping"], "Invalid value for '--status'"),
+    (["hw", "--min-ram", "-1"], "Invalid value for '--ram' / '--min-ram'"),
+    (["hw", "--limit", "0"], "Invalid value for '--limit'"),
+    (["cancel"], "Missing argument 'TASKID...'"),
     (["ps", "--state", "sleeping"], "Invalid value for '--state'"),
     (["rm"], "Missing argument 'TASKID...'"),
     (["logs"], "Missing argument 'TASKID'"),
@@ -197,54 +205,25 @@ def test_short_image_names(given, sent):
     assert tasks.full_image(given) == sent
 
 
-def hw(hwid, gpus=(), cpus=("c",), ram=1000, network="100mbit", rating=1.0, cost=1.0):
-    return HardwareItem(hwid, list(gpus), list(cpus), ram, network, rating, cost)
-
-
-def test_hardware_filters_and_sorting():
-    items = [
-        hw("a", gpus=["nVidia 1060 6G"] * 2, ram=32000, rating=4.5, cost=0.9),
-        hw("b", ram=8000, rating=1.0, cost=0.1, network="1gbit"),
-        hw("c", gpus=["A100"], cpus=["x", "x"], ram=64000, rating=9.0, cost=3.0, network="10mbit"),
-    ]
-    ids = lambda found: [h.hwid for h in found]  # noqa: E731
-    assert ids(hardware.filter_hardware(items)) == ["b", "a", "c"]  # cheapest first
-    assert ids(hardware.filter_hardware(items, gpu=True)) == ["a", "c"]
-    assert ids(hardware.filter_hardware(items, gpu_model="1060")) == ["a"]
-    assert ids(hardware.filter_hardware(items, min_gpus=2)) == ["a"]
-    assert ids(hardware.filter_hardware(items, min_cpus=2)) == ["c"]
-    assert ids(hardware.filter_hardware(items, min_ram=16000, max_cost=1.0)) == ["a"]
-    assert ids(hardware.filter_hardware(items, min_rating=4)) == ["a", "c"]
-    assert ids(hardware.filter_hardware(items, sort="rating", reverse=True)) == ["c", "a", "b"]
-    assert ids(hardware.filter_hardware(items, sort="network")) == ["c", "a", "b"]
-    assert ids(hardware.filter_hardware(items, sort="gpus")) == ["b", "c", "a"]
-
-
-@pytest.mark.parametrize("text, mbit", [("100mbit", 100), ("1gbit", 1000), ("13625mbit", 13625),
-                                        ("500kbit", 0.5), ("unknown", 0), ("", 0)])
-def test_network_speeds(text, mbit):
-    assert hardware.network_mbit(text) == pytest.approx(mbit)
-
-
 def task(state, **extra):
     return Task("t", "ip", "i", "", state, extra.pop("error_msg", ""), **extra)
 
 
 def test_states_are_described_for_people():
-    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True)) == (
+    assert taskview.describe_state(task(TaskState.SETUP, executor_online=True)) == (
         "setup: accepted, waiting for the executor")
-    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True, phase="pulling")) == (
+    assert taskview.describe_state(task(TaskState.SETUP, executor_online=True, phase="pulling")) == (
         "setup: pulling the image")
-    assert tasks.describe_state(task(TaskState.SETUP, executor_online=True, phase="starting")) == (
+    assert taskview.describe_state(task(TaskState.SETUP, executor_online=True, phase="starting")) == (
         "setup: starting the container")
-    assert tasks.describe_state(task(TaskState.SETUP, executor_online=False)) == (
+    assert taskview.describe_state(task(TaskState.SETUP, executor_online=False)) == (
         "setup: waiting for the executor to come back")
-    assert tasks.describe_state(task(TaskState.RUNNING)) == "running"
-    assert tasks.describe_state(task(TaskState.RUNNING, progress=42.0)) == "running (42%)"
-    assert tasks.describe_state(task(TaskState.RUNNING, progress=7.5)) == "running (7.5%)"
-    assert tasks.describe_state(task(TaskState.STOPPED)) == "stopped: exited with code 0"
-    assert tasks.describe_state(task(TaskState.ERROR, error_msg="exited with code 3")) == "error: exited with code 3"
-    assert tasks.describe_state(task(TaskState.UNKNOWN)) == "unknown: the executor is unreachable"
+    assert taskview.describe_state(task(TaskState.RUNNING)) == "running"
+    assert taskview.describe_state(task(TaskState.RUNNING, progress=42.0)) == "running (42%)"
+    assert taskview.describe_state(task(TaskState.RUNNING, progress=7.5)) == "running (7.5%)"
+    assert taskview.describe_state(task(TaskState.STOPPED)) == "stopped: exited with code 0"
+    assert taskview.describe_state(task(TaskState.ERROR, error_msg="exited with code 3")) == "error: exited with code 3"
+    assert taskview.describe_state(task(TaskState.UNKNOWN)) == "unknown: the executor is unreachable"
 
 
 def test_tables_and_short_forms():
@@ -266,12 +245,12 @@ def test_tables_and_short_forms():
 
 def test_results_are_described_for_people():
     now = time.time()
-    assert tasks.describe_results(task(TaskState.RUNNING)) == "none yet"
-    assert tasks.describe_results(task(TaskState.STOPPED)) == "none"
+    assert taskview.describe_results(task(TaskState.RUNNING)) == "none yet"
+    assert taskview.describe_results(task(TaskState.STOPPED)) == "none"
     done = task(TaskState.STOPPED, results=Results(2048, 0, now - 60))
-    assert tasks.describe_results(done) == "2.0 KB, collected 1m ago (`megamind results t`)"
+    assert taskview.describe_results(done) == "2.0 KB, collected 1m ago (`megamind results t`)"
     cut = task(TaskState.ERROR, results=Results(2048, 3, now))
-    assert "3 files left out" in tasks.describe_results(cut)
+    assert "3 files left out" in taskview.describe_results(cut)
 
 
 # --- against the real application and a fake agent ----------------------------------------
@@ -414,3 +393,12 @@ def test_run_with_inputs_and_wait_shows_progress(invoke, api_env, agent, tmp_pat
     assert result.stderr.rstrip().endswith("] running (42%)")
     shown = invoke(["inspect", taskid], env=api_env).stdout
     assert "progress  42%" in shown and "results   none yet" in shown
+
+
+def test_durations_and_deadlines():
+    assert [render.duration(s) for s in (0, 45, 90, 7200, 3661, 90061, 59.9)] == [
+        "0s", "45s", "1m 30s", "2h", "1h 1m 1s", "1d 1h 1m 1s", "59s"]
+    now = time.time()
+    assert render.until(None) == "-"
+    assert render.until(now - 1, now) == "now" and render.until(now + 30, now) == "in 30s"
+    assert render.until(now + 3 * 3600 + 5, now) == "in 3h" and render.until(now + 2 * 86400, now) == "in 2d"

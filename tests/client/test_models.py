@@ -9,16 +9,24 @@ from megamind.client import (
     Conflict,
     ExecutorBusy,
     FileInfo,
+    HardwareDetail,
     HardwareItem,
+    HardwarePage,
     ImageNotAllowed,
     NotFound,
+    PublishedPort,
+    QueuedTask,
+    Requirements,
     Results,
     ResultsNotFound,
     Task,
+    TaskLimits,
     TaskLogs,
     TaskNotFound,
+    TaskQueued,
     TaskState,
     TransportError,
+    Unsatisfiable,
     ValidationFailed,
 )
 from megamind.client.transport import normalize_api_url
@@ -140,3 +148,98 @@ def test_the_error_classes_match_the_documented_statuses():
 ])
 def test_api_urls_are_normalized(given, expected):
     assert normalize_api_url(given) == expected
+
+
+# --- the job model ------------------------------------------------------------------------
+
+DETAIL = {
+    "taskid": "t", "ip": "203.0.113.7", "image": "i", "params": "", "state": 3, "error_msg": "",
+    "hwid": "h", "executor_online": True, "pending_command": None, "phase": None, "progress": 12.5,
+    "results": None, "created_at": 1.0, "updated_at": 5.0,
+    "requirements": {"gpus": 1, "gpu_model": "1060", "min_vram_mb": None, "cpus": None, "ram": 16000,
+                     "max_cost": 1.5, "min_rating": None},
+    "command": ["python", "train.py"], "env": {"EPOCHS": "3"}, "workdir": "/work",
+    "limits": {"cpus": 2, "memory": 4096, "cputime": None, "runtime": 7200}, "priority": 50,
+    "queue_position": None, "pending_reason": None,
+    "ports": [{"container": 8888, "host": 32768, "address": "203.0.113.7"}],
+    "exit_code": None, "cancelled": False, "price": 0.5, "billed_seconds": 90, "cost": 0.0125,
+    "placed_at": 2.0, "started_at": 3.0, "finished_at": None,
+}
+
+
+def test_the_task_detail_with_every_job_field():
+    task = Task.from_json(DETAIL)
+    assert task.requirements == Requirements(gpus=1, gpu_model="1060", ram=16000, max_cost=1.5)
+    assert task.command == ("python", "train.py") and task.env == {"EPOCHS": "3"} and task.workdir == "/work"
+    assert task.limits == TaskLimits(cpus=2.0, memory=4096, runtime=7200)
+    assert task.ports == (PublishedPort(8888, 32768, "203.0.113.7"),)
+    assert task.ports[0].endpoint == "203.0.113.7:32768"
+    assert (task.priority, task.queue_position, task.pending_reason, task.queued) == (50, None, None, False)
+    assert (task.price, task.billed_seconds, task.cost, task.cancelled) == (0.5, 90.0, 0.0125, False)
+    assert (task.placed_at, task.started_at, task.finished_at) == (2.0, 3.0, None)
+    data = task.to_json()
+    assert data["requirements"] == {"gpus": 1, "gpu_model": "1060", "ram": 16000, "max_cost": 1.5}
+    assert data["limits"] == {"cpus": 2.0, "memory": 4096, "runtime": 7200}
+    assert data["ports"] == DETAIL["ports"] and data["command"] == ["python", "train.py"]
+    assert Task.from_json(data) == task  # what --json prints reads back the same
+
+
+def test_a_queued_task_has_no_executor_and_a_place():
+    task = Task.from_json({**DETAIL, "state": 2, "hwid": None, "ip": "", "executor_online": False,
+                           "phase": "queued", "queue_position": 3, "pending_reason": "2 executors fit; both busy",
+                           "ports": [], "price": None, "placed_at": None, "started_at": None})
+    assert task.queued and task.hwid is None and task.ports == ()
+    assert (task.queue_position, task.pending_reason) == (3, "2 executors fit; both busy")
+    assert "hwid" not in task.to_json() and task.to_json()["queue_position"] == 3
+
+
+def test_the_list_item_knows_none_of_the_job_fields():
+    task = Task.from_json({"taskid": "t", "ip": "", "image": "i", "params": "", "state": 2, "error_msg": ""})
+    assert (task.requirements, task.command, task.env, task.ports, task.limits, task.priority) == (None,) * 6
+    assert not task.queued
+
+
+def test_a_command_given_back_as_a_string_is_split_as_the_api_splits_it():
+    assert Task.from_json({**DETAIL, "command": "python -c 'print(1)'"}).command == ("python", "-c", "print(1)")
+    assert Task.from_json({**DETAIL, "command": None}).command is None
+
+
+def test_a_port_not_yet_published():
+    port = PublishedPort.from_json({"container": 22, "host": None, "address": ""})
+    assert port == PublishedPort(22, None, None) and port.endpoint is None
+
+
+def test_hardware_with_every_figure():
+    data = {"hwid": "h", "gpus": ["g"], "cpus": ["c"], "ram": 8000, "network": "1gbit",
+            "calculated_perfomance_rating": 2, "cost": 1, "cpu_count": 8, "gpu_memory_mb": [6144],
+            "status": "busy", "slots": 2}
+    item = HardwareDetail.from_json(data)
+    assert (item.cpu_count, item.gpu_memory_mb, item.status, item.slots, item.rating) == (8, [6144], "busy", 2, 2.0)
+    assert isinstance(item, HardwareItem)
+    assert item.to_json() == {**data, "calculated_perfomance_rating": 2.0, "cost": 1.0}
+    page = HardwarePage.from_json({"executors": [data], "total": 7})
+    assert (page.total, page.executors) == (7, [item])
+    assert page.to_json()["total"] == 7
+
+
+def test_a_queued_task_of_the_queue():
+    item = QueuedTask.from_json({"taskid": "t", "image": "i", "priority": 50, "queue_position": 1,
+                                 "pending_reason": "no executor fits is online", "created_at": 1,
+                                 "queue_deadline": 2})
+    assert item == QueuedTask("t", "i", 50, 1, "no executor fits is online", 1.0, 2.0)
+    assert item.to_json()["queue_deadline"] == 2.0
+
+
+def test_a_malformed_job_field_is_a_transport_error():
+    from megamind.client.aio import _decode
+    with pytest.raises(TransportError, match="unexpected shape"):
+        _decode({**DETAIL, "limits": {"memory": "lots"}}, Task.from_json)
+    with pytest.raises(TransportError, match="unexpected shape"):
+        _decode({"executors": [{"hwid": "h"}], "total": 1}, HardwarePage.from_json)
+
+
+def test_job_errors_have_their_classes():
+    exc = error_for(20, "no executor has 8 GPUs", 422)
+    assert isinstance(exc, Unsatisfiable) and isinstance(exc, ValidationFailed) and exc.name == "unsatisfiable"
+    exc = error_for(21, "the task is queued", 409)
+    assert isinstance(exc, TaskQueued) and isinstance(exc, Conflict) and exc.name == "task_queued"

@@ -202,7 +202,7 @@ def test_images_lists_what_the_registry_holds(megamind):
 
 
 def test_waiting_too_long_exits_6_and_the_task_goes_on(megamind, agent):
-    out = megamind("run", "megatest", "--hwid", agent.hwid, "--params", LONG, "--wait", "--timeout", "0")
+    out = megamind("run", "megatest", "--hwid", agent.hwid, "--params", LONG, "--wait", "--wait-timeout", "0")
     assert out.returncode == 6, out
     taskid = out.stdout.strip()
     assert f"task {taskid} is still setup after 0 s; it goes on" in out.stderr

@@ -1,90 +1,77 @@
-"""What there is to run on and to run: free executors, an owner's executors, the registry's images."""
+"""What there is to run on and to run: executors with every figure, an owner's executors,
+the registry's images."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from typing import Any
+import dataclasses
 
 import click
 
 from megamind.cli import render
-from megamind.cli.customer.session import api, json_option, print_json
-from megamind.client import HardwareItem
-
-SORT_KEYS: dict[str, Callable[[HardwareItem], Any]] = {
-    "cost": lambda h: h.cost,
-    "rating": lambda h: h.rating,
-    "ram": lambda h: h.ram,
-    "gpus": lambda h: len(h.gpus),
-    "cpus": lambda h: len(h.cpus),
-    "network": lambda h: network_mbit(h.network),
-}
+from megamind.cli.customer.runspec import requirement_options, take_requirements
+from megamind.cli.customer.session import api, json_option, print_json, with_options
+from megamind.client import HardwareDetail, Requirements
+from megamind.client.spec import HARDWARE_SORTS, HARDWARE_STATUSES
 
 
-def network_mbit(text: str) -> float:
-    """``"100mbit"`` as 100.0, ``"1gbit"`` as 1000.0; 0 for what is not a speed."""
-    match = re.fullmatch(r"\s*([\d.]+)\s*([kmg]?)(?:bit|b)?(?:/s|ps)?\s*", text.lower())
-    if not match:
-        return 0.0
-    try:
-        number = float(match[1])
-    except ValueError:
-        return 0.0
-    return number * {"k": 0.001, "": 1.0, "m": 1.0, "g": 1000.0}[match[2]]
+def describe_gpus(item: HardwareDetail) -> str:
+    """``2× GTX 1060 (5.9 GB)``: each GPU with its memory, alike ones counted."""
+    if len(item.gpu_memory_mb) != len(item.gpus):
+        return render.counted(item.gpus)
+    return render.counted([f"{name} ({render.megabytes(mb)})" for name, mb in zip(item.gpus, item.gpu_memory_mb)])
 
 
-def filter_hardware(
-    items: list[HardwareItem], *, gpu: bool = False, gpu_model: str | None = None, min_gpus: int = 0,
-    min_cpus: int = 0, min_ram: int = 0, max_cost: float | None = None, min_rating: float | None = None,
-    sort: str = "cost", reverse: bool = False,
-) -> list[HardwareItem]:
-    def keep(h: HardwareItem) -> bool:
-        return (
-            (not gpu or bool(h.gpus))
-            and (gpu_model is None or any(gpu_model.lower() in g.lower() for g in h.gpus))
-            and len(h.gpus) >= min_gpus
-            and len(h.cpus) >= min_cpus
-            and h.ram >= min_ram
-            and (max_cost is None or h.cost <= max_cost)
-            and (min_rating is None or h.rating >= min_rating)
-        )
-    key = SORT_KEYS[sort]
-    return sorted((h for h in items if keep(h)), key=lambda h: (key(h), h.hwid), reverse=reverse)
+def describe_cpus(item: HardwareDetail) -> str:
+    """``2× Xeon E5, 32 logical``: the processors, and the logical CPUs a task can use."""
+    return f"{render.counted(item.cpus)}, {item.cpu_count} logical"
 
 
 @click.command("hw")
-@click.option("--gpu", is_flag=True, help="Only executors with at least one GPU.")
-@click.option("--gpu-model", metavar="TEXT", help="Only executors with a GPU whose name contains TEXT (any case).")
-@click.option("--min-gpus", default=0, type=click.IntRange(min=0), metavar="N", help="At least N GPUs.")
-@click.option("--min-cpus", default=0, type=click.IntRange(min=0), metavar="N", help="At least N CPUs (sockets).")
-@click.option("--min-ram", default=0, type=click.IntRange(min=0), metavar="MB", help="At least this much RAM, in MB.")
-@click.option("--max-cost", type=click.FloatRange(min=0), metavar="PRICE", help="At most this cost per hour.")
-@click.option("--min-rating", type=float, metavar="RATING", help="At least this performance rating.")
-@click.option("--sort", default="cost", show_default=True, type=click.Choice(sorted(SORT_KEYS)),
-              help="Order by this column (ascending).")
-@click.option("--reverse", is_flag=True, help="Reverse the order (e.g. highest rating first).")
+@click.option("--gpu", is_flag=True, help="At least one GPU (as --gpus 1).")
+@with_options(requirement_options(old_hw_names=True))
+@click.option("--status", default="free", show_default=True, type=click.Choice(HARDWARE_STATUSES),
+              help="Executors in this state: free ones are those a task can go to now.")
+@click.option("--sort", default="cost", show_default=True, type=click.Choice(HARDWARE_SORTS),
+              help="Order by this column, as the API does.")
+@click.option("--reverse", is_flag=True, help="Show the listing in the reverse order.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N executors.")
+@click.option("--offset", type=click.IntRange(min=0), metavar="N", help="Leave out the first N (to page on).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the HWIDs, one per line (the first is the pick).")
 @json_option
-def hw(gpu: bool, gpu_model: str | None, min_gpus: int, min_cpus: int, min_ram: int, max_cost: float | None,
-       min_rating: float | None, sort: str, reverse: bool, quiet: bool, as_json: bool) -> None:
-    """List the free executors: their GPUs, CPUs, RAM, network, rating and cost."""
+def hw(gpu: bool, status: str, sort: str, reverse: bool, limit: int | None, offset: int | None,
+       quiet: bool, as_json: bool, **filters) -> None:
+    """List executors (free ones by default): GPUs with their memory, CPUs, RAM, network,
+    rating and cost.
+
+    The filters are `megamind run`'s requirements: `run` with the same options and no
+    --hwid is placed on the cheapest free executor of those listed.
+    """
+    requirements = take_requirements(filters) or Requirements()
+    if gpu and requirements.gpus is None:
+        requirements = dataclasses.replace(requirements, gpus=1)
     with api() as client:
-        items = client.hw_list()
-    items = filter_hardware(items, gpu=gpu, gpu_model=gpu_model, min_gpus=min_gpus, min_cpus=min_cpus,
-                            min_ram=min_ram, max_cost=max_cost, min_rating=min_rating, sort=sort, reverse=reverse)
+        page = client.hardware(requirements, status=status, sort=sort, limit=limit, offset=offset)
+    items = list(reversed(page.executors)) if reverse else page.executors
+    if len(items) < page.total:
+        first = (offset or 0) + 1
+        shown = f"{first}-{first + len(items) - 1}" if items else "none"
+        click.echo(f"showing {shown} of {page.total} that match (--offset and --limit page on)", err=True)
     if as_json:
         print_json([h.to_json() for h in items])
     elif not items:
-        click.echo("no free executor matches", err=True)
+        click.echo("no free executor matches" if status == "free" else "no executor matches", err=True)
     elif quiet:
         click.echo("\n".join(h.hwid for h in items))
     else:
+        # The status column only when it can differ from row to row.
+        with_status = status != "free"
+        headers = ["HWID", *(["STATUS"] if with_status else []), "GPUS", "CPUS", "RAM", "NETWORK", "RATING",
+                   "COST/H"]
         click.echo(render.table(
-            ["HWID", "GPUS", "CPUS", "RAM", "NETWORK", "RATING", "COST/H"],
-            ([h.hwid, render.counted(h.gpus), render.counted(h.cpus), render.megabytes(h.ram), h.network,
-              f"{h.rating:.2f}", f"{h.cost:.2f}"] for h in items),
-            right={3, 5, 6},
+            headers,
+            ([h.hwid, *([h.status] if with_status else []), describe_gpus(h), describe_cpus(h),
+              render.megabytes(h.ram), h.network, f"{h.rating:.2f}", f"{h.cost:.2f}"] for h in items),
+            right={headers.index(name) for name in ("RAM", "RATING", "COST/H")},
         ))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from megamind.cli.customer.session import EXIT_USAGE, Failure, api, describe, json_option, print_json
-from megamind.cli.customer.tasks import describe_state
+from megamind.cli.customer.taskview import describe_state
 from megamind.client import ResultsNotFound, UnsafeArchive
 from megamind.client.aio import DEFAULT_STREAM
 from megamind.protocol import TAIL_LINES

@@ -1,0 +1,89 @@
+"""A recording stand-in for the customer API, in a thread with its own loop.
+
+It answers each call from what the test put in ``answers`` and remembers every request,
+so that tests can check exactly what the clients and the CLI send (the fields given and
+no others) without the real server's placement and agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+TASK = {"taskid": "t1", "ip": "", "image": "megamind.network/helloworld:latest", "params": "", "state": 2,
+        "error_msg": ""}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any  # the JSON body, or None
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        # (method, path) -> a JSON answer, a (status, JSON) pair, or a list of them given in turn.
+        self.answers: dict[tuple[str, str], Any] = {}
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-api", daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, method: str, path: str, *answers: Any) -> None:
+        """Answer ``method path`` with these, in turn; the last one again once they run out."""
+        self.answers[(method, path)] = list(answers)
+
+    def sent(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.requests if (r.method, r.path) == (method, path)]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        self.requests.append(Request(request.method, request.path, dict(request.query), body))
+        queued = self.answers.get((request.method, request.path))
+        if not queued:
+            return web.json_response({"code": 6, "message": f"no route {request.path}"}, status=404)
+        answer = queued.pop(0) if len(queued) > 1 else queued[0]
+        status, data = answer if isinstance(answer, tuple) else (200, answer)
+        return web.json_response(data, status=status)
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._run(self._start())
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    def stop(self) -> None:
+        self._run(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+
+@pytest.fixture
+def fake_api():
+    api = FakeApi()
+    api.start()
+    yield api
+    api.stop()
