@@ -38,7 +38,11 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
             continue
         if report.taskid in pending or report.status is ContainerStatus.BUSY:
             continue
-        plan.states.append((task.taskid, *task_state_of(report.status, report.exit_code)))
+        state, error_msg = task_state_of(report.status, report.exit_code)
+        # Same state: what the agent's own report said (published ports, the limit that
+        # ended it) is more than an inventory line can tell, so it stands.
+        if state != task.state:
+            plan.states.append((task.taskid, state, error_msg))
     for task in tasks:
         if task.taskid in seen:
             continue

@@ -103,3 +103,10 @@ def test_cancelled_task_whose_container_remains_is_removed_and_its_state_kept():
 def test_deleted_task_whose_container_remains_is_removed_not_released():
     plan = reconcile([task("a", TaskState.RUNNING, deleted=True)], [report("a")], set())
     assert plan.remove == ["a"] and plan.released == []
+
+
+def test_an_inventory_does_not_overwrite_what_the_agent_reported_of_the_same_state():
+    ended = Task("a", 1, "hw", "megamind.network/x:latest", "", TaskState.ERROR, "runtime limit of 2 s reached", False)
+    running = task("b", TaskState.RUNNING)  # its stored ports came with the agent's running report
+    plan = reconcile([ended, running], [report("a", STATUS_EXITED, 137), report("b")], set())
+    assert plan.states == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +27,13 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _ip_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address") from None
+
+
 def _default_api_key() -> str | None:
     key_file = DEFAULT_HOME / "api-key"
     return key_file.read_text().strip() if key_file.exists() else None
@@ -45,6 +53,9 @@ def _default_api_key() -> str | None:
                    "'host' also needs --allow-host-network.")
 @click.option("--allow-host-network", is_flag=True,
               help="Allow --network host: tasks then share this host's network stack.")
+@click.option("--publish-address", default="0.0.0.0", show_default=True, callback=_ip_address,
+              help="Host address the ports tasks ask for are published on (0.0.0.0: every address); "
+                   "told to the API, which shows it to the task's customer.")
 @click.option("--memory", "memory_mb", type=click.IntRange(min=6), help="Memory limit per task container, MB.")
 @click.option("--cpus", type=click.FloatRange(min=0.01), help="CPU limit per task container.")
 @click.option("--pids-limit", default=4096, show_default=True, type=click.IntRange(min=16),
@@ -55,8 +66,8 @@ def _default_api_key() -> str | None:
               help="Offer this host as N executors, each with its own hwid, a share of the GPUs "
                    "and 1/N of the RAM (kept in STATE_DIR/slot-<i> when N > 1).")
 def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, network: str,
-             allow_host_network: bool, memory_mb: int | None, cpus: float | None, pids_limit: int, labels: tuple[str, ...],
-             slots: int) -> None:
+             allow_host_network: bool, publish_address: str, memory_mb: int | None, cpus: float | None,
+             pids_limit: int, labels: tuple[str, ...], slots: int) -> None:
     """Run the executor agent on the local Docker engine until SIGTERM.
 
     On SIGTERM the task containers keep running; the next start re-adopts them.
@@ -77,6 +88,7 @@ def executor(api_url: str, api_key: str | None, state_dir: Path, cost: float, ne
         pids_limit=pids_limit,
         slots=slots,
         allow_host_network=allow_host_network,
+        publish_address=publish_address,
     )
     try:
         asyncio.run(_serve(config))

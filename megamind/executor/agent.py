@@ -67,7 +67,7 @@ class Agent:
         scratch.mkdir(parents=True, exist_ok=True)
         self.watcher = Watcher(
             docker, http, identity, scratch, self.handles, reporter, self.shipper,
-            self.link.send, lambda: self.link.session, self._spawn,
+            self.link.send, lambda: self.link.session, self._spawn, config.stop_timeout_s,
         )
         self.runner = Runner(
             config, docker, images or ImageFetcher(docker, http), http, identity, scratch, gpus,
@@ -98,6 +98,8 @@ class Agent:
         try:
             await self.link.stay_connected()
         finally:
+            for handle in self.handles.values():
+                handle.cancel_deadline()  # the next agent sets them again from the engine's times
             for task in loops + list(self._jobs):
                 task.cancel()
             for task in loops + list(self._jobs):
@@ -108,7 +110,7 @@ class Agent:
                 await self._logs.close()
 
     async def _hello(self) -> Hello:
-        return Hello(PROTOCOL_VERSION, self.hardware, self.config.cost)
+        return Hello(PROTOCOL_VERSION, self.hardware, self.config.cost, self.config.publish_address)
 
     async def _on_welcome(self, welcome: Welcome) -> None:
         """Output is read again from where the API's copy ends; then the inventory tells

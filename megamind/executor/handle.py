@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from megamind.jobspec import PortMapping
 from megamind.protocol import Message, Phase, PhaseReport, StateReport
 from megamind.states import TaskState
 
@@ -25,6 +26,13 @@ class TaskHandle:
     concluded_in: int = -1
     # The engine said something (a death) while an operation held the task.
     missed_event: bool = False
+    # When the current run's runtime limit is reached (``deadline.RuntimeLimit``), if it has one.
+    deadline: asyncio.TimerHandle | None = None
+
+    def cancel_deadline(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
 
 
 class Reporter:
@@ -34,11 +42,12 @@ class Reporter:
         self._send = send
         self._handles = handles
 
-    async def state(self, taskid: str, state: TaskState, error_msg: str = "", exit_code: int | None = None) -> bool:
+    async def state(self, taskid: str, state: TaskState, error_msg: str = "", exit_code: int | None = None,
+                    ports: tuple[PortMapping, ...] = ()) -> bool:
         handle = self._handles.get(taskid)
         if handle is not None:
             handle.last_state, handle.last_error = state, error_msg
-        return await self._send(StateReport(taskid, state, error_msg, exit_code))
+        return await self._send(StateReport(taskid, state, error_msg, exit_code, ports))
 
     async def phase(self, taskid: str, phase: Phase) -> None:
         await self._send(PhaseReport(taskid, phase))

@@ -2,8 +2,13 @@
 
 What is reported
     cpus     one model string per physical CPU package (socket)
-    ram      total memory in MB
+    ram      memory in MB a task can use: the host's total, or one slot's share,
+             capped by the owner's --memory
     gpus     customer-facing GPU labels (see `Gpu.label`)
+    gpu_memory_mb  each GPU's memory in MB, in the order of `gpus`
+    cpu_count      logical CPUs a task can use: the host's, or one slot's share,
+             capped by the owner's --cpus (at least 1)
+    cpu_limit      the owner's --cpus, or None
     network  measured download speed, e.g. "940mbit", or "unknown"
     calculated_perfomance_rating  cpu rating + gpu rating (key spelled as in
              the public API)
@@ -36,10 +41,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -72,6 +78,9 @@ class Hardware:
     gpus: list[str]
     network: str
     calculated_perfomance_rating: float
+    cpu_count: int = 1
+    cpu_limit: float | None = None
+    gpu_memory_mb: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +139,15 @@ def _clean(text: str) -> str:
 def cpu_count() -> int:
     """Logical CPUs usable by containers (never 0)."""
     return os.cpu_count() or 1
+
+
+def task_cpu_count(host_cpus: int, slots: int = 1, cpu_limit: float | None = None) -> int:
+    """Logical CPUs one task can use: its slot's share of the host's, no more than the
+    owner's --cpus allows in whole CPUs; never 0, since a task always gets some CPU."""
+    count = max(1, host_cpus // slots)
+    if cpu_limit:
+        count = min(count, max(1, math.floor(cpu_limit)))
+    return count
 
 
 def measure_cpu_rating(
@@ -259,5 +277,7 @@ async def probe_hardware(
         gpus=[gpu.label for gpu in gpus],
         network=network,
         calculated_perfomance_rating=round(cpu_rating + gpu_rating(gpus), 2),
+        cpu_count=cpu_count(),
+        gpu_memory_mb=[gpu.memory_mb for gpu in gpus],
     )
     return hardware, gpus

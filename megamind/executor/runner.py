@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from docker.errors import APIError
 
 from megamind.config import AgentConfig
 from megamind.executor import transfer
@@ -26,9 +25,10 @@ from megamind.executor.gpu import Gpu
 from megamind.executor.handle import Reporter, TaskHandle
 from megamind.executor.identity import AppliedCommands, Identity
 from megamind.executor.images import ImageFetcher
+from megamind.executor.outcome import engine_words, start_failure
 from megamind.executor.runtime import ENGINE_ERRORS, Created, PullError
 from megamind.executor.shipper import Shipper
-from megamind.executor.spec import Limits, container_name, create_kwargs
+from megamind.executor.spec import Limits, TaskRefused, container_name, create_kwargs
 from megamind.protocol import Ack, Command, Message, Op, Phase
 from megamind.states import TaskState
 
@@ -116,7 +116,7 @@ class Runner:
             finally:
                 handle.busy = False
                 self.operations_done += 1
-            if started and not handle.missed_event:
+            if started and not handle.missed_event and not _looked_at_when_running(command):
                 # The engine answered the start: running. A death that follows is an event.
                 self.shipper.follow(handle.taskid, handle.container_id)
                 await self.reporter.state(command.taskid, TaskState.RUNNING)
@@ -141,16 +141,22 @@ class Runner:
         raise AssertionError(f"unhandled op {command.op}")
 
     async def _start(self, handle: TaskHandle, command: Command) -> bool:
-        kwargs = create_kwargs(
-            taskid=handle.taskid,
-            hwid=self.identity.hwid,
-            image=command.image,
-            public_image=command.public_image or command.image,
-            params=command.params,
-            limits=self.limits,
-            gpus=self.gpus,
-            extra_labels=self.config.labels,
-        )
+        try:
+            kwargs = create_kwargs(
+                taskid=handle.taskid,
+                hwid=self.identity.hwid,
+                image=command.image,
+                public_image=command.public_image or command.image,
+                params=command.params,
+                limits=self.limits,
+                gpus=self.gpus,
+                extra_labels=self.config.labels,
+                spec=command.spec,
+                publish_address=self.config.publish_address,
+            )
+        except TaskRefused as exc:
+            await self.reporter.state(handle.taskid, TaskState.ERROR, str(exc))
+            return False
         # The pull is explicit, always; but the container is created while the registry is
         # asked, from whatever the engine has under the reference, and made again only if
         # the engine had nothing yet or the pull moved the tag to another image.
@@ -176,7 +182,7 @@ class Runner:
             try:
                 handle.container_id = (await self.docker.create(kwargs)).id
             except ENGINE_ERRORS as exc:
-                await self.reporter.state(handle.taskid, TaskState.ERROR, f"create failed: {explain(exc)}")
+                await self._failed(handle, command, "create", exc)
                 return False
         if command.inputs and not await self._put_inputs(handle, command):
             return False
@@ -184,9 +190,14 @@ class Runner:
         try:
             await self.docker.start(handle.container_id)
         except ENGINE_ERRORS as exc:
-            await self.reporter.state(handle.taskid, TaskState.ERROR, f"start failed: {explain(exc)}")
+            await self._failed(handle, command, "start", exc)
             return False
         return True
+
+    async def _failed(self, handle: TaskHandle, command: Command, operation: str, exc: Exception) -> None:
+        """The engine refused to make or run the container: the task's error, as plainly as known."""
+        reason = start_failure(exc, command.spec, bool(self.gpus)) or f"{operation} failed: {engine_words(exc)}"
+        await self.reporter.state(handle.taskid, TaskState.ERROR, reason)
 
     async def _put_inputs(self, handle: TaskHandle, command: Command) -> bool:
         """The task's input files under /megamind/input/, before it starts."""
@@ -198,7 +209,7 @@ class Runner:
             await self.docker.put_inputs(handle.container_id, files)
             return True
         except (transfer.TransferError, *ENGINE_ERRORS) as exc:
-            await self.reporter.state(handle.taskid, TaskState.ERROR, f"inputs failed: {explain(exc)}")
+            await self.reporter.state(handle.taskid, TaskState.ERROR, f"inputs failed: {engine_words(exc)}")
             return False
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
@@ -212,7 +223,7 @@ class Runner:
         except PullError as exc:
             reason = str(exc)
         except ENGINE_ERRORS as exc:
-            reason = explain(exc)
+            reason = engine_words(exc)
         await self.reporter.state(handle.taskid, TaskState.ERROR, f"pull failed: {reason}")
         return None
 
@@ -225,7 +236,7 @@ class Runner:
         try:
             await self.docker.restart(existing.id, self.config.stop_timeout_s)
         except ENGINE_ERRORS as exc:
-            await self.reporter.state(handle.taskid, TaskState.ERROR, f"restart failed: {explain(exc)}")
+            await self._failed(handle, command, "restart", exc)
             return False
         return True
 
@@ -238,15 +249,17 @@ class Runner:
                 break
             except ENGINE_ERRORS as exc:
                 delay = REMOVE_RETRY_DELAYS_S[min(attempt, len(REMOVE_RETRY_DELAYS_S) - 1)]
-                log.warning("remove of %s failed (%s); retrying in %gs", handle.taskid, explain(exc), delay)
+                log.warning("remove of %s failed (%s); retrying in %gs", handle.taskid, engine_words(exc), delay)
                 attempt += 1
                 await asyncio.sleep(delay)
         handle.removed = True
+        handle.cancel_deadline()
         self.shipper.forget(handle.taskid)
         self.handles.pop(handle.taskid, None)
 
 
-def explain(exc: Exception) -> str:
-    if isinstance(exc, APIError):
-        return exc.explanation or str(exc)
-    return str(exc)
+def _looked_at_when_running(command: Command) -> bool:
+    """Whether a started task is inspected before it is reported running: its published
+    ports are known only then (a restart may bind others), and its runtime limit counts
+    from the engine's start time.  A plain start is reported at once: bursts stay cheap."""
+    return command.op is Op.RESTART or bool(command.spec.ports or command.spec.limits.runtime)

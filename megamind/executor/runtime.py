@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from docker.errors import APIError, DockerException, NotFound
 
 from megamind.executor.spec import LABEL_HWID, LABEL_TASK
 from megamind.executor.transfer import ResultsArchive, copy_results, inputs_tar
+from megamind.jobspec import PortMapping
 from megamind.taskenv import OUTPUT_DIR
 
 # What a call to the engine can raise when the engine is away (restarting, socket gone):
@@ -40,6 +41,10 @@ class ContainerInfo:
     status: str  # the engine's word: created, running, exited, dead, ...
     exit_code: int | None
     finished_at: str = ""  # the engine's time of the last exit: one run of the container
+    started_at: str = ""  # the engine's time of the last start: a runtime limit counts from it
+    oom_killed: bool = False  # the kernel's OOM killer struck in the container's cgroup
+    labels: dict[str, str] = field(default_factory=dict)  # the limits it was made with, among others
+    ports: tuple[PortMapping, ...] = ()  # where its ports are published on this host, while it runs
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,26 @@ def _info(attrs: dict[str, Any]) -> ContainerInfo:
         status=state.get("Status", "unknown"),
         exit_code=state.get("ExitCode"),
         finished_at=state.get("FinishedAt", ""),
+        started_at=state.get("StartedAt", ""),
+        oom_killed=bool(state.get("OOMKilled")),
+        labels=dict(labels),
+        ports=published_ports((attrs.get("NetworkSettings") or {}).get("Ports")),
     )
+
+
+def published_ports(engine_ports: dict[str, Any] | None) -> tuple[PortMapping, ...]:
+    """The engine's ``NetworkSettings.Ports`` ({"8888/tcp": [{"HostIp", "HostPort"}], ...}) as
+    mappings, one per container and host port: an address published on IPv4 and IPv6 is one."""
+    mappings: dict[tuple[int, int], PortMapping] = {}
+    for key, bindings in (engine_ports or {}).items():
+        port, _, protocol = key.partition("/")
+        if protocol not in ("", "tcp") or not port.isdigit():
+            continue
+        for binding in bindings or ():  # None: exposed, not published
+            host = str(binding.get("HostPort") or "")
+            if host.isdigit() and int(host) > 0:
+                mappings.setdefault((int(port), int(host)), PortMapping(int(port), int(host)))
+    return tuple(sorted(mappings.values(), key=lambda m: (m.container, m.host)))
 
 
 class DockerRuntime:

@@ -3,7 +3,7 @@
 With ``--slots N`` one process offers its host as N executors.  Each slot is an
 `Agent` with its own hwid, credential and state folder (``<state-dir>/slot-<i>``;
 one slot keeps the plain ``<state-dir>`` layout), its share of the GPUs and
-1/N of the RAM.  The slots share the engine connection pool, the HTTP session and
+1/N of the RAM and of the CPUs.  The slots share the engine connection pool, the HTTP session and
 one engine event stream, so a slot costs little more than its WebSocket.
 """
 
@@ -25,7 +25,7 @@ from megamind.executor.follow import EngineLogs
 from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.gpu import Gpu, split_gpus
-from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware
+from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware, task_cpu_count
 from megamind.executor.identity import IDENTITY_FILE, Identity
 from megamind.executor.images import ImageFetcher
 from megamind.executor.runtime import DockerRuntime
@@ -68,18 +68,29 @@ def slot_configs(config: AgentConfig) -> list[AgentConfig]:
     return [dataclasses.replace(config, state_dir=config.state_dir / f"slot-{i}") for i in range(config.slots)]
 
 
-def slot_hardware(hardware: Hardware, gpus: list[Gpu], slots: int) -> list[tuple[dict[str, Any], list[Gpu]]]:
-    """What each slot reports: its GPUs, 1/slots of the RAM and of the CPU rating."""
-    if slots == 1:
-        return [(hardware.to_dict(), gpus)]
+def slot_hardware(
+    hardware: Hardware, gpus: list[Gpu], slots: int, memory_mb: int | None = None, cpus: float | None = None,
+) -> list[tuple[dict[str, Any], list[Gpu]]]:
+    """What each slot reports: the size one task can use there.
+
+    Its GPUs (labels and memory), 1/slots of the RAM, of the logical CPUs and of the
+    CPU rating; RAM and CPUs no more than the owner's per-task ``--memory`` and ``--cpus``.
+    """
     cpu_rating = hardware.calculated_perfomance_rating - gpu_rating(gpus)
+    ram = hardware.ram // slots
     shares = []
     for share in split_gpus(gpus, slots):
         shares.append(({
             **hardware.to_dict(),
-            "ram": hardware.ram // slots,
+            "ram": min(ram, memory_mb) if memory_mb else ram,
             "gpus": [gpu.label for gpu in share],
-            "calculated_perfomance_rating": round(max(cpu_rating, 0.0) / slots + gpu_rating(share), 2),
+            "gpu_memory_mb": [gpu.memory_mb for gpu in share],
+            "cpu_count": task_cpu_count(hardware.cpu_count, slots, cpus),
+            "cpu_limit": cpus,
+            "slots": slots,  # how many executors this host is offered as
+            # One slot keeps the measured figure as it is: no rounding of a sum it never was.
+            "calculated_perfomance_rating": (hardware.calculated_perfomance_rating if slots == 1 else
+                                             round(max(cpu_rating, 0.0) / slots + gpu_rating(share), 2)),
         }, share))
     return shares
 
@@ -136,7 +147,7 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
                 config.api_url.rstrip("/") + SPEEDTEST_PATH,
                 {TOKEN_HEADER: identities[0].token},
             )
-            shares = slot_hardware(hardware, gpus, config.slots)
+            shares = slot_hardware(hardware, gpus, config.slots, config.memory_mb, config.cpus)
             events.start()
             images = ImageFetcher(docker_, http)  # shared: a burst of one image asks once
             slots = [

@@ -1,19 +1,29 @@
-"""How a task becomes a container: labels, limits and isolation, as pure data."""
+"""How a task becomes a container: labels, limits and isolation, as pure data.
+
+Two parties set limits: the executor's owner (``--memory``, ``--cpus``: ``Limits``) and
+the task (``RunSpec.limits``).  Where both set one, the smaller applies.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from docker.types import LogConfig
+from docker.types import LogConfig, Ulimit
 
 from megamind.executor.gpu import Gpu, device_requests
+from megamind.jobspec import RunSpec
 from megamind.taskenv import PARAMS_ENV, TASK_ENV
 
 LABEL_MANAGED = "network.megamind.managed"
 LABEL_TASK = "network.megamind.task"
 LABEL_HWID = "network.megamind.hwid"
 LABEL_IMAGE = "network.megamind.image"
+# The limits a task's end is explained by, kept on the container itself: an agent
+# restarted since the container was made still knows them.
+LABEL_RUNTIME = "network.megamind.runtime"  # seconds per run, enforced by the agent
+LABEL_MEMORY = "network.megamind.memory"  # MB, the smaller of the owner's and the task's
+LABEL_CPUTIME = "network.megamind.cputime"  # seconds of CPU time (RLIMIT_CPU)
 
 # Everything else is dropped: enough for ordinary programs (files they own, users
 # they switch to, low ports, signals to their own children), nothing to reach the host.
@@ -25,10 +35,16 @@ LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "10m", "ma
 
 
 HOST_NETWORK = "host"
+NO_NETWORK = "none"
+DEFAULT_PUBLISH_ADDRESS = "0.0.0.0"
 
 
 class HostNetworkRefused(ValueError):
     """The owner did not allow task containers on the host's network."""
+
+
+class TaskRefused(ValueError):
+    """The task asks for what this executor cannot give; the message says what, plainly."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,35 @@ def task_labels(taskid: str, hwid: str, public_image: str, extra: dict[str, str]
     return {**extra, LABEL_MANAGED: "1", LABEL_TASK: taskid, LABEL_HWID: hwid, LABEL_IMAGE: public_image}
 
 
+def _smaller(owner: float | None, task: float | None) -> float | None:
+    if owner is None or task is None:
+        return task if owner is None else owner
+    return min(owner, task)
+
+
+def limit_labels(limits: Limits, spec: RunSpec) -> dict[str, str]:
+    """The limits a task's end may be explained by, as container labels."""
+    labels = {}
+    memory_mb = _smaller(limits.memory_mb, spec.limits.memory)
+    if memory_mb:
+        labels[LABEL_MEMORY] = str(memory_mb)
+    if spec.limits.cputime:
+        labels[LABEL_CPUTIME] = str(spec.limits.cputime)
+    if spec.limits.runtime:
+        labels[LABEL_RUNTIME] = str(spec.limits.runtime)
+    return labels
+
+
+def port_bindings(limits: Limits, spec: RunSpec, publish_address: str) -> dict[str, tuple[str, int | None]]:
+    """The task's ports as the SDK's ``ports``: each on the owner's address, None: any free port."""
+    if not spec.ports:
+        return {}
+    if limits.network in (NO_NETWORK, HOST_NETWORK):
+        # The engine would ignore the bindings and the task would wait for a port that never opens.
+        raise TaskRefused(f"ports cannot be published: this executor runs tasks with --network {limits.network}")
+    return {f"{port.container}/tcp": (publish_address, port.host) for port in spec.ports}
+
+
 def create_kwargs(
     *,
     taskid: str,
@@ -65,13 +110,17 @@ def create_kwargs(
     limits: Limits,
     gpus: list[Gpu],
     extra_labels: dict[str, str],
+    spec: RunSpec = RunSpec(),
+    publish_address: str = DEFAULT_PUBLISH_ADDRESS,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``DockerClient.containers.create``."""
+    """Keyword arguments for ``DockerClient.containers.create``; ``TaskRefused`` if the
+    task cannot run here as it asks."""
     kwargs: dict[str, Any] = {
         "image": image,
         "name": container_name(taskid),
-        "labels": task_labels(taskid, hwid, public_image, extra_labels),
-        "environment": {PARAMS_ENV: params, TASK_ENV: taskid},
+        "labels": task_labels(taskid, hwid, public_image, {**extra_labels, **limit_labels(limits, spec)}),
+        # The platform's variables last: a task's env never hides them.
+        "environment": {**spec.env, PARAMS_ENV: params, TASK_ENV: taskid},
         "detach": True,
         "tty": False,  # keeps stdout and stderr apart in the engine's log
         "stdin_open": False,
@@ -85,11 +134,24 @@ def create_kwargs(
         "log_config": LOG_CONFIG,
         "restart_policy": {"Name": "no"},
     }
-    if limits.memory_mb:
-        kwargs["mem_limit"] = f"{limits.memory_mb}m"
-        kwargs["memswap_limit"] = f"{limits.memory_mb}m"
-    if limits.cpus:
-        kwargs["nano_cpus"] = int(limits.cpus * 1e9)
+    if spec.command is not None:
+        kwargs["command"] = list(spec.command)  # run as is, after the image's entrypoint
+    if spec.workdir:
+        kwargs["working_dir"] = spec.workdir
+    ports = port_bindings(limits, spec, publish_address)
+    if ports:
+        kwargs["ports"] = ports
+    memory_mb = _smaller(limits.memory_mb, spec.limits.memory)
+    if memory_mb:
+        # Swap as large as memory: the limit is memory, not memory and as much again on disk.
+        kwargs["mem_limit"] = f"{memory_mb}m"
+        kwargs["memswap_limit"] = f"{memory_mb}m"
+    cpus = _smaller(limits.cpus, spec.limits.cpus)
+    if cpus:
+        kwargs["nano_cpus"] = int(cpus * 1e9)
+    if spec.limits.cputime:
+        # The kernel sends SIGXCPU at the soft limit (exit 152 = 128 + 24), SIGKILL a second later.
+        kwargs["ulimits"] = [Ulimit(name="cpu", soft=spec.limits.cputime, hard=spec.limits.cputime + 1)]
     requests = device_requests(gpus)
     if requests:
         kwargs["device_requests"] = requests

@@ -19,13 +19,15 @@ from typing import Any
 import aiohttp
 
 from megamind.executor import transfer
+from megamind.executor.deadline import RuntimeLimit
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.handle import Reporter, TaskHandle
 from megamind.executor.identity import Identity
+from megamind.executor.outcome import task_outcome
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo
 from megamind.executor.shipper import Shipper
 from megamind.executor.spec import LABEL_TASK, container_name
-from megamind.protocol import ContainerReport, ContainerStatus, Inventory, Message, container_status, task_state_of
+from megamind.protocol import ContainerReport, ContainerStatus, Inventory, Message, container_status
 from megamind.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class Watcher:
         send: Callable[[Message], Awaitable[bool]],
         session: Callable[[], int],
         spawn: Callable[[Awaitable[None]], None],
+        stop_timeout_s: int,
     ) -> None:
         self.docker = docker
         self.http = http
@@ -60,6 +63,7 @@ class Watcher:
         self.results_limit = 0  # set by each welcome
         self._results_sent: set[tuple[str, str]] = set()  # (container id, finished at) uploaded
         self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.runtime_limit = RuntimeLimit(docker, handles, stop_timeout_s, self.refresh, spawn)
 
     # --- one task ------------------------------------------------------------------------
 
@@ -67,6 +71,7 @@ class Watcher:
         """Look at the container and tell the API what is true now (the caller holds the lock)."""
         info = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
         if info is None:
+            handle.cancel_deadline()
             if not handle.removed:
                 await self.reporter.state(handle.taskid, TaskState.ERROR, "container vanished")
             self.shipper.forget(handle.taskid)
@@ -76,8 +81,10 @@ class Watcher:
         status = container_status(info.status)
         if status is ContainerStatus.RUNNING:
             self.shipper.follow(handle.taskid, info.id)
-            await self.reporter.state(handle.taskid, TaskState.RUNNING)
+            self.runtime_limit.arm(handle, info)
+            await self.reporter.state(handle.taskid, TaskState.RUNNING, ports=info.ports)
             return
+        handle.cancel_deadline()
         await self._conclude(handle, info, status)
 
     async def _conclude(self, handle: TaskHandle, info: ContainerInfo, status: ContainerStatus) -> None:
@@ -89,7 +96,7 @@ class Watcher:
         await self.shipper.drained(handle.taskid)
         if status is ContainerStatus.EXITED:
             await self._ship_results(handle.taskid, info)
-        state, error_msg = task_state_of(status, info.exit_code)
+        state, error_msg = task_outcome(info)
         if await self.shipper.flush(handle.taskid) and await self.reporter.state(
             handle.taskid, state, error_msg, info.exit_code
         ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -114,11 +115,44 @@ def bob(server, bob_key) -> Api:
 @pytest.fixture
 def start_executor(server, alice_key, run_id, tmp_path, engine):
     """Start agents owned by alice; each is stopped after the test, its containers removed."""
+    yield from _executors(server.url, alice_key, run_id, tmp_path, engine)
+
+
+@dataclass
+class Platform:
+    """An API server of the test's own, so placement sees only the test's executors."""
+
+    server: Server
+    api: Api
+    key: str
+
+
+@pytest.fixture
+def platform(registry, test_image, tmp_path) -> Platform:
+    srv = Server(tmp_path / "own" / "megamind.db", registry.address)
+    srv.start()
+    key = srv.create_account("carol")
+    srv.set_rate_limit("carol", "1000/second")
+    yield Platform(srv, Api(srv.url, key), key)
+    if srv.proc and srv.proc.poll() is None:
+        srv.stop()
+
+
+@pytest.fixture
+def start_own_executor(platform, run_id, tmp_path, engine):
+    """Start agents of the test's own platform (extra arguments after the defaults win)."""
+    yield from _executors(platform.server.url, platform.key, run_id, tmp_path / "own-agents", engine)
+
+
+def _executors(api_url: str, key: str, run_id: str, folder: Path, engine):
     started: list[Executor] = []
 
-    def start(state_dir: Path | None = None, api_url: str | None = None, extra_args: tuple[str, ...] = ()) -> Executor:
-        ex = Executor(api_url or server.url, alice_key, state_dir or tmp_path / f"agent{len(started)}",
-                      {TEST_LABEL: run_id}, extra_args)
+    default_api_url = api_url
+
+    def start(state_dir: Path | None = None, api_url: str | None = None, extra_args: tuple[str, ...] = (),
+              env: dict[str, str] | None = None) -> Executor:
+        ex = Executor(api_url or default_api_url, key, state_dir or folder / f"agent{len(started)}",
+                      {TEST_LABEL: run_id}, extra_args, env=env)
         connections_before = ex.connections()
         ex.start()
         started.append(ex)

@@ -24,6 +24,7 @@ class Executor:
     labels: dict[str, str]
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
+    env: dict[str, str] | None = None  # the agent's whole environment; None: this process's
 
     @property
     def hwid(self) -> str | None:
@@ -42,7 +43,7 @@ class Executor:
             args += ["--label", f"{key}={value}"]
         args += list(self.extra_args)
         with open(self.state_dir / "agent.log", "ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, env=self.env)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None

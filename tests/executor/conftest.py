@@ -33,7 +33,7 @@ class Rooms:
         self.shipper = Shipper(self.logs, self.send, config.log_flush_s)
         reporter = Reporter(self.send, self.handles)
         self.watcher = Watcher(self.docker, http, identity, tmp_path, self.handles, reporter, self.shipper,
-                               self.send, lambda: self.session, self.spawn)
+                               self.send, lambda: self.session, self.spawn, config.stop_timeout_s)
         self.watcher.results_limit = 1024
         self.runner = Runner(config, self.docker, self.images, http, identity, tmp_path, [], self.handles, reporter,
                              self.shipper, self.send, self.watcher.refresh)
@@ -63,5 +63,7 @@ async def rooms(tmp_path):
         yield rooms
         shipping.cancel()
         await rooms.shipper.close()
+        for handle in rooms.handles.values():
+            handle.cancel_deadline()
         for job in rooms.jobs:
             job.cancel()

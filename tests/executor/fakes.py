@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from docker.errors import APIError
 
 from megamind.executor.follow import ContainerGone, LogsRead
 from megamind.executor.runtime import ContainerInfo, Created, PullError
+from megamind.jobspec import PortMapping
 from megamind.protocol import LogCursor, LogEntry, Stream
+
+
+def engine_stamp(unix_s: float) -> str:
+    """A Unix time as the engine writes it (RFC 3339, nanoseconds, UTC)."""
+    seconds, ns = divmod(round(unix_s * 1e9), 1_000_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
 
 
 @dataclass
@@ -29,6 +39,10 @@ class FakeContainer:
     finished_at: str = ""
     runs: int = 0
     inputs: list[tuple[str, bytes]] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # as the runner created it
+    started_at: str = ""
+    oom_killed: bool = False
+    ports: tuple[PortMapping, ...] = ()
 
 
 class FakeDocker:
@@ -39,6 +53,10 @@ class FakeDocker:
         self.removes = 0
         self._ids = itertools.count(1)
         self.image_id = "sha256:image"
+        self.clock = time.time  # the engine's wall clock, for start and finish times
+        self.stops = 0
+        self.start_error: Exception | None = None  # the next start raises it
+        self.next_host_port = 32768
 
     def by_task(self, taskid: str) -> FakeContainer | None:
         return next((c for c in self.containers_by_id.values() if c.taskid == taskid), None)
@@ -53,33 +71,47 @@ class FakeDocker:
         existing = self.by_task(taskid)
         if existing is not None:
             return Created(existing.id, existing.image_id)
-        container = FakeContainer(f"c{next(self._ids)}", taskid, self.image_id)
+        container = FakeContainer(f"c{next(self._ids)}", taskid, self.image_id, kwargs=dict(kwargs))
         self.containers_by_id[container.id] = container
         return Created(container.id, container.image_id)
 
     async def start(self, container_id: str) -> None:
+        if self.start_error is not None:
+            error, self.start_error = self.start_error, None
+            raise error
         container = self.containers_by_id[container_id]
         container.status, container.runs = "running", container.runs + 1
+        container.started_at, container.finished_at, container.oom_killed = engine_stamp(self.clock()), "", False
+        # In order of container port, as the runtime reads them from the engine.
+        container.ports = tuple(sorted(self._publish(container.kwargs.get("ports") or {}), key=lambda m: m.container))
+
+    def _publish(self, ports: dict[str, tuple[str, int | None]]):
+        for key, (_, host) in ports.items():
+            if host is None:
+                host, self.next_host_port = self.next_host_port, self.next_host_port + 1
+            yield PortMapping(int(key.partition("/")[0]), host)
 
     async def restart(self, container_id: str, timeout: int) -> None:
         await self.start(container_id)
 
     async def stop(self, container_id: str, timeout: int) -> None:
+        self.stops += 1
         container = self._find(container_id)
         if container is not None and container.status == "running":
             self.exit(container.taskid, 137)
 
-    def exit(self, taskid: str, code: int) -> None:
+    def exit(self, taskid: str, code: int, oom_killed: bool = False) -> None:
         container = self.by_task(taskid)
-        container.status, container.exit_code = "exited", code
-        container.finished_at = f"run-{container.runs}"
+        container.status, container.exit_code, container.oom_killed = "exited", code, oom_killed
+        container.finished_at, container.ports = engine_stamp(self.clock()), ()
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         container = self._find(container_id)
         if container is None:
             return None
         return ContainerInfo(container.taskid, container.id, container.status, container.exit_code,
-                             container.finished_at)
+                             container.finished_at, container.started_at, container.oom_killed,
+                             dict(container.kwargs.get("labels") or {}), container.ports)
 
     async def remove(self, container_id: str) -> None:
         self.removes += 1

@@ -19,6 +19,7 @@ from megamind.executor.hardware import (
     parse_meminfo,
     probe_hardware,
     probe_static,
+    task_cpu_count,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -154,6 +155,8 @@ def test_hardware_to_dict_uses_public_api_keys():
         gpus=["NVIDIA GeForce GTX 1060 6GB"],
         network="940mbit",
         calculated_perfomance_rating=7.5,
+        cpu_count=8,
+        gpu_memory_mb=[6144],
     )
 
     assert record.to_dict() == {
@@ -162,7 +165,22 @@ def test_hardware_to_dict_uses_public_api_keys():
         "gpus": ["NVIDIA GeForce GTX 1060 6GB"],
         "network": "940mbit",
         "calculated_perfomance_rating": 7.5,
+        "cpu_count": 8,
+        "cpu_limit": None,
+        "gpu_memory_mb": [6144],
     }
+
+
+@pytest.mark.parametrize(("host_cpus", "slots", "cpu_limit", "expected"), [
+    (8, 1, None, 8),
+    (8, 3, None, 2),  # each slot its whole share; the rest is the host's
+    (2, 4, None, 1),  # a task always gets a CPU
+    (8, 1, 2.5, 2),  # --cpus 2.5 gives two whole CPUs and half of a third
+    (8, 1, 0.5, 1),
+    (8, 2, 16, 4),  # a cap above the share changes nothing
+])
+def test_task_cpu_count(host_cpus, slots, cpu_limit, expected):
+    assert task_cpu_count(host_cpus, slots, cpu_limit) == expected
 
 
 # --- network ----------------------------------------------------------------
@@ -297,6 +315,9 @@ async def test_probe_hardware_combines_everything(aiohttp_server, monkeypatch):
 
     assert [gpu.uuid for gpu in gpus] == ["GPU-a"]
     assert record.gpus == ["Tesla T4 15G"]
+    assert record.gpu_memory_mb == [15360]
+    assert record.cpu_count == hardware.cpu_count() >= 1
+    assert record.cpu_limit is None
     assert record.ram > 0
     assert record.network.endswith("mbit")
     # 4.25 cpu + 15/4*1.59 gpu

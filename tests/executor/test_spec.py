@@ -3,14 +3,19 @@ import pytest
 from megamind.executor.gpu import Gpu
 from megamind.executor.spec import (
     ALLOWED_CAPABILITIES,
+    LABEL_CPUTIME,
     LABEL_HWID,
     LABEL_IMAGE,
     LABEL_MANAGED,
+    LABEL_MEMORY,
+    LABEL_RUNTIME,
     LABEL_TASK,
     Limits,
+    TaskRefused,
     container_name,
     create_kwargs,
 )
+from megamind.jobspec import PortRequest, RunSpec, TaskLimits
 from megamind.taskenv import PARAMS_ENV, TASK_ENV
 
 GPUS = [
@@ -19,7 +24,8 @@ GPUS = [
 ]
 
 
-def kwargs(limits=Limits(), gpus=(), extra_labels=None, params='{ "param1": "value1" }'):
+def kwargs(limits=Limits(), gpus=(), extra_labels=None, params='{ "param1": "value1" }', spec=RunSpec(),
+           publish_address="0.0.0.0"):
     return create_kwargs(
         taskid="t0ask1d",
         hwid="hw0000000000000a",
@@ -29,6 +35,8 @@ def kwargs(limits=Limits(), gpus=(), extra_labels=None, params='{ "param1": "val
         limits=limits,
         gpus=list(gpus),
         extra_labels=extra_labels or {},
+        spec=spec,
+        publish_address=publish_address,
     )
 
 
@@ -122,3 +130,96 @@ def test_host_network_needs_the_owners_consent():
         Limits.checked("host", allow_host_network=False)
     assert Limits.checked("host", allow_host_network=True).network == "host"
     assert Limits.checked("none", allow_host_network=False, pids_limit=10).pids_limit == 10
+
+
+# --- the task's own spec ---------------------------------------------------------------
+
+
+def test_an_empty_spec_leaves_the_image_as_built():
+    kw = kwargs()
+    assert not {"command", "working_dir", "ports", "ulimits", "entrypoint"} & kw.keys()
+    assert not {LABEL_MEMORY, LABEL_CPUTIME, LABEL_RUNTIME} & kw["labels"].keys()
+
+
+def test_command_env_and_workdir():
+    spec = RunSpec(command=("python", "train.py", "--epochs", "3 words"), env={"EPOCHS": "3", "A_B": ""},
+                   workdir="/work")
+    kw = kwargs(spec=spec)
+    assert kw["command"] == ["python", "train.py", "--epochs", "3 words"]  # a list: run as is, no shell
+    assert "entrypoint" not in kw
+    assert kw["working_dir"] == "/work"
+    assert kw["environment"] == {"EPOCHS": "3", "A_B": "", PARAMS_ENV: '{ "param1": "value1" }', TASK_ENV: "t0ask1d"}
+
+
+def test_an_empty_command_list_is_kept_as_given():
+    assert kwargs(spec=RunSpec(command=()))["command"] == []
+
+
+def test_the_platforms_variables_win_over_the_tasks():
+    # The API refuses MEGAMIND_* names; should one get here anyway, it hides nothing.
+    kw = kwargs(spec=RunSpec(env={TASK_ENV: "other", PARAMS_ENV: "other"}), params="mine")
+    assert kw["environment"] == {PARAMS_ENV: "mine", TASK_ENV: "t0ask1d"}
+
+
+def test_the_tasks_limits_alone():
+    spec = RunSpec(limits=TaskLimits(cpus=2.0, memory=4096, cputime=3600, runtime=7200))
+    kw = kwargs(spec=spec)
+    assert kw["mem_limit"] == kw["memswap_limit"] == "4096m"
+    assert kw["nano_cpus"] == 2_000_000_000
+    [ulimit] = kw["ulimits"]
+    assert (ulimit.name, ulimit.soft, ulimit.hard) == ("cpu", 3600, 3601)
+    assert {k: kw["labels"][k] for k in (LABEL_MEMORY, LABEL_CPUTIME, LABEL_RUNTIME)} == {
+        LABEL_MEMORY: "4096", LABEL_CPUTIME: "3600", LABEL_RUNTIME: "7200"}
+
+
+@pytest.mark.parametrize(("owner", "task", "memory", "nano_cpus"), [
+    (Limits(memory_mb=2048, cpus=1.5), TaskLimits(memory=4096, cpus=2.0), "2048m", 1_500_000_000),
+    (Limits(memory_mb=8192, cpus=4.0), TaskLimits(memory=4096, cpus=0.5), "4096m", 500_000_000),
+    (Limits(memory_mb=512, cpus=0.25), TaskLimits(), "512m", 250_000_000),
+    (Limits(), TaskLimits(memory=300, cpus=3.0), "300m", 3_000_000_000),
+])
+def test_where_owner_and_task_both_limit_the_smaller_applies(owner, task, memory, nano_cpus):
+    kw = kwargs(owner, spec=RunSpec(limits=task))
+    assert kw["mem_limit"] == kw["memswap_limit"] == memory
+    assert kw["nano_cpus"] == nano_cpus
+    assert kw["labels"][LABEL_MEMORY] == memory.removesuffix("m")  # the limit an OOM is explained by
+
+
+def test_ports_are_published_on_the_owners_address():
+    spec = RunSpec(ports=(PortRequest(8888), PortRequest(22, 2222)))
+    assert kwargs(spec=spec, publish_address="127.0.0.1")["ports"] == {
+        "8888/tcp": ("127.0.0.1", None),  # None: a free port the engine picks
+        "22/tcp": ("127.0.0.1", 2222),
+    }
+    assert kwargs(spec=spec)["ports"]["8888/tcp"] == ("0.0.0.0", None)
+
+
+@pytest.mark.parametrize("network", ["none", "host"])
+def test_ports_on_an_executor_without_a_network_of_its_own_are_refused_plainly(network):
+    spec = RunSpec(ports=(PortRequest(8888),))
+    with pytest.raises(TaskRefused) as refused:
+        kwargs(Limits(network=network), spec=spec)
+    assert str(refused.value) == f"ports cannot be published: this executor runs tasks with --network {network}"
+    assert "ports" not in kwargs(Limits(network=network))  # a task without ports runs there
+
+
+def test_the_owners_labels_cannot_hide_the_limit_labels():
+    spec = RunSpec(limits=TaskLimits(runtime=60))
+    kw = kwargs(spec=spec, extra_labels={LABEL_RUNTIME: "999999", "owner.rack": "r1"})
+    assert kw["labels"][LABEL_RUNTIME] == "60"
+    assert kw["labels"]["owner.rack"] == "r1"
+
+
+def test_every_field_through_the_wire_to_the_engine():
+    """What the API sends in a command is what the container is made with."""
+    wire = {"command": ["sh", "-c", "echo hi"], "env": {"EPOCHS": "3"}, "workdir": "/work",
+            "ports": [8888, {"container": 22, "host": 2222}],
+            "limits": {"cpus": 1, "memory": 256, "cputime": 10, "runtime": 60}}
+    kw = kwargs(Limits(network="bridge", memory_mb=1024), spec=RunSpec.from_wire(wire), publish_address="10.0.0.5")
+    assert kw["command"] == ["sh", "-c", "echo hi"]
+    assert kw["environment"]["EPOCHS"] == "3"
+    assert kw["working_dir"] == "/work"
+    assert kw["ports"] == {"8888/tcp": ("10.0.0.5", None), "22/tcp": ("10.0.0.5", 2222)}
+    assert (kw["mem_limit"], kw["nano_cpus"]) == ("256m", 1_000_000_000)
+    assert kw["ulimits"][0]["Soft"] == 10 and kw["ulimits"][0]["Hard"] == 11
+    assert kw["labels"][LABEL_RUNTIME] == "60"
