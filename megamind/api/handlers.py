@@ -16,11 +16,11 @@ from megamind.api.schemas import (
     task_id_schema,
     task_logs_schema,
 )
-from megamind.errors import ExecutorNotFound, ExecutorOffline, Unsatisfiable, ValidationFailed
+from megamind.errors import ExecutorNotFound, ExecutorOffline, TaskQueued, Unsatisfiable, ValidationFailed
 from megamind.imageref import parse_image
 from megamind.jobspec import PortRequest, RunSpec, TaskLimits
 from megamind.placement import Need, Requirements, shortfalls
-from megamind.states import visible_state
+from megamind.states import TaskState, visible_state
 from megamind.store.accounts import Account
 from megamind.store.executors import ExecutorRecord
 from megamind.store.files import FileRecord
@@ -154,7 +154,15 @@ async def gettasklist(request: web.Request) -> web.Response:
 async def restarttask(request: web.Request) -> web.Response:
     store, hub = request.app[store_key], request.app[hub_key]
     task = await store.tasks.get(_account(request).id, request.match_info["taskid"])
-    if task.hwid is not None and not hub.is_online(task.hwid):
+    if task.hwid is None:
+        if task.state == TaskState.SETUP:
+            raise TaskQueued(f"task {task.taskid} is queued: it starts when an executor is free")
+        # It ended before it was placed (cancelled, out of queue time): placed or queued again.
+        start = await store.scheduler.requeue(task.account_id, task.taskid)
+        if start is not None:
+            await hub.dispatch(start)
+        return json_response(STATUS_OK)
+    if not hub.is_online(task.hwid):
         raise ExecutorOffline(f"executor {task.hwid} of task {task.taskid} is offline; retry when it is back")
     # The command, env, ports and limits addtask gave are kept with the task and sent again;
     # a task from before they were kept runs its image as it did.

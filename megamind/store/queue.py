@@ -184,9 +184,7 @@ class Scheduler:
                  cap.cost, cap.rating, *keyset_args, QUEUE_PAGE),
             )).fetchall()
             for r in rows:
-                requirements = Requirements.from_dict(json.loads(r["requirements"]))
-                need = Need.of(requirements, TaskLimits(cpus=r["need_cpu_share"] or None, memory=r["need_ram_mb"]))
-                if fits(need, cap):
+                if fits(_need_of(r), cap):
                     return r["taskid"], r["account_id"], json.loads(r["start_payload"])
             if len(rows) < QUEUE_PAGE:
                 return None
@@ -239,10 +237,9 @@ class Scheduler:
             "SELECT requirements, need_cpu_share, need_ram_mb FROM tasks WHERE taskid = ? AND queued = 1",
             (taskid,),
         )
-        if row is None:
-            return None
-        need = Need.of(Requirements.from_dict(json.loads(row[0])),
-                       TaskLimits(cpus=row[1] or None, memory=row[2] or None))
+        return None if row is None else await self._explain(_need_of(row))
+
+    async def _explain(self, need: Need) -> str:
         rows = await self._db.fetchall(
             f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need))
         fitting = [r for r in rows if fits(need, _capacity(r))]
@@ -250,20 +247,61 @@ class Scheduler:
         busy = sum(1 for r in fitting if r["online"] and r["busy"])
         return pending_reason(len(fitting), busy, offline)
 
-    async def queued_for_account(self, account_id: int) -> list[QueuedTask]:
+    async def queued_for_account(self, account_id: int, limit: int = 1000) -> list[QueuedTask]:
+        """The account's queued tasks, next first.  Positions come from one pass over the
+        queue, and each distinct need is explained once, however many tasks share it."""
         rows = await self._db.fetchall(
-            "SELECT taskid, image, priority, created_at, queue_deadline FROM tasks"
-            " WHERE account_id = ? AND queued = 1 AND deleted = 0 ORDER BY priority DESC, created_at, taskid",
-            (account_id,),
+            "SELECT * FROM (SELECT taskid, account_id, image, priority, created_at, queue_deadline, requirements,"
+            " need_cpu_share, need_ram_mb, ROW_NUMBER() OVER (ORDER BY priority DESC, created_at, taskid) AS position"
+            " FROM tasks WHERE queued = 1) AS queue WHERE account_id = ? ORDER BY position LIMIT ?",
+            (account_id, limit),
         )
+        reasons: dict[tuple, str] = {}
         items = []
         for r in rows:
-            position, reason = await self.position(r["taskid"]), await self.reason(r["taskid"])
-            if position is None or reason is None:
-                continue  # placed meanwhile
+            key = (r["requirements"], r["need_cpu_share"], r["need_ram_mb"])
+            if key not in reasons:
+                reasons[key] = await self._explain(_need_of(r))
             items.append(QueuedTask(r["taskid"], r["image"], r["priority"], r["created_at"], r["queue_deadline"],
-                                    position, reason))
+                                    r["position"], reasons[key]))
         return items
+
+    # --- again ---------------------------------------------------------------------------
+
+    async def requeue(self, account_id: int, taskid: str) -> Command | None:
+        """Restart a task that ended before it was placed (cancelled, or out of queue time):
+        placed at once if a free executor fits it, else queued again; its start, if placed."""
+        now = time.time()
+        async with self._db.transaction() as conn:
+            row = await (await conn.execute(
+                "SELECT requirements, need_cpu_share, need_ram_mb, queue_timeout, start_payload FROM tasks"
+                " WHERE taskid = ? AND account_id = ? AND deleted = 0 AND hwid IS NULL AND queued = 0",
+                (taskid, account_id),
+            )).fetchone()
+            if row is None:
+                return None
+            executor = await self._cheapest_free(conn, _need_of(row))
+            await conn.execute(
+                "UPDATE tasks SET state = ?, error_msg = '', cancelled = 0, finished_at = NULL, updated_at = ?,"
+                " queued = ?, queue_deadline = ?, hwid = ?, holds_executor = ?, price = ?, placed_at = ?"
+                " WHERE taskid = ?",
+                (int(TaskState.SETUP), now, int(executor is None),
+                 now + row["queue_timeout"] if executor is None else None,
+                 executor.hwid if executor else None, int(executor is not None),
+                 executor.cost if executor else None, now if executor else None, taskid),
+            )
+            command = None
+            if executor is not None:
+                command = await enqueue_command(conn, executor.hwid, taskid, Op.START,
+                                                json.loads(row["start_payload"]), now)
+        self._forget_account(account_id)
+        return command
+
+
+def _need_of(row) -> Need:
+    """A stored task's need, from its requirements and the limit columns."""
+    return Need.of(Requirements.from_dict(json.loads(row["requirements"])),
+                   TaskLimits(cpus=row["need_cpu_share"] or None, memory=row["need_ram_mb"] or None))
 
 
 def _capacity(row) -> Capacity:

@@ -127,6 +127,13 @@ def test_a_queued_task_can_be_cancelled_or_deleted_and_is_never_restarted(platfo
     assert api.call("GET", "/api/v1/queue").json["tasks"] == []
     assert {t["taskid"] for t in api.tasks()} == {holder, cancelled}
 
+    # Restarted, a task cancelled before it was placed waits again, and runs when it can.
+    assert api.restart(cancelled).status == 200
+    detail = api.detail(cancelled)
+    assert detail["phase"] == "queued" and detail["queue_position"] == 1 and not detail["cancelled"]
+    assert api.deltask(holder).status == 200
+    api.wait_state(cancelled, 3)
+
 
 def test_the_queue_survives_an_api_kill(platform, start_own_executor, engine):
     api, server = platform.api, platform.server
