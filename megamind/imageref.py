@@ -13,11 +13,14 @@ PUBLIC_REGISTRY = "megamind.network"
 # lowercase path components joined by separators, an optional tag, an optional digest.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _NAME = rf"{_COMPONENT}(?:/{_COMPONENT})*"
-_TAG = r"[\w][\w.-]{0,127}"
+# Docker's `\w` is ASCII; Python's matches any letter, which the engine would refuse at pull.
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REFERENCE = re.compile(
     rf"^{re.escape(PUBLIC_REGISTRY)}/(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
 )
+# The same grammar without group names: an ECMA-262 pattern, for the OpenAPI document.
+REFERENCE_PATTERN = rf"^{re.escape(PUBLIC_REGISTRY)}/{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$"
 MAX_REFERENCE_LENGTH = 255
 
 

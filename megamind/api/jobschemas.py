@@ -37,15 +37,42 @@ HARDWARE_PAGE_MAX = 1000
 EXECUTOR_STATUSES = ("free", "busy", "offline")
 HARDWARE_SORTS = ("cost", "rating", "ram", "gpus", "cpus")
 
+# This module's checks as ECMA-262 patterns, for the OpenAPI document: a request the spec
+# allows is then one the server takes.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+# What shlex.split takes: quotes closed, no escape left at the end, some word not blank.
+COMMAND_STRING_PATTERN = (r"^(?=[\s\S]*[^ \t\r\n])"
+                          r'''(?:[^'"\\\u0000]|\\[^\u0000]|'[^'\u0000]*'|"(?:[^"\\\u0000]|\\[^\u0000])*")*$''')
+# A command string this long holds at most MAX_COMMAND_WORDS words, each shorter than
+# MAX_WORD_CHARS; the spec allows no longer string (a list may hold more).
+MAX_COMMAND_STRING_CHARS = 2 * MAX_COMMAND_WORDS - 1
+WORKDIR_PATTERN = r"^(?![^\u0000]*/\.\.(?:/|$))/[^\u0000]*$"  # absolute, no '..' component
+# A variable a task may set: the platform's own prefix is refused in any case.
+ENV_NAME_ALLOWED_PATTERN = "^(?!" + "".join(
+    f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in RESERVED_ENV_PREFIX) + ")" + ENV_NAME_PATTERN[1:]
+MAX_ENV_NAME_CHARS = 256
+
 
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
 
+class WholeNumber(fields.Integer):
+    """An integer as JSON Schema (and so the OpenAPI document) reads one: 3 or 3.0, never "3" or true."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
 def _count(description: str, minimum: int = 0) -> fields.Integer:
-    return fields.Integer(validate=validate.Range(minimum, MAX_FIGURE), strict=True, allow_none=True,
-                          metadata={"description": description})
+    return WholeNumber(validate=validate.Range(minimum, MAX_FIGURE), allow_none=True,
+                       metadata={"description": description})
 
 
 def _amount(description: str, minimum: float = 0.0, maximum: float = MAX_COST) -> fields.Float:
@@ -67,18 +94,18 @@ class RequirementsSchema(_Strict):
 class LimitsSchema(_Strict):
     cpus = fields.Float(validate=validate.Range(0.01, 4096), allow_nan=False, allow_none=True,
                         metadata={"description": "CPU share, as docker run --cpus"})
-    memory = fields.Integer(validate=validate.Range(6, MAX_FIGURE), strict=True, allow_none=True,
-                            metadata={"description": "MB; the kernel's OOM kill ends the task"})
-    cputime = fields.Integer(validate=validate.Range(1, MAX_LIMIT_S), strict=True, allow_none=True,
-                             metadata={"description": "seconds of CPU time (RLIMIT_CPU)"})
-    runtime = fields.Integer(validate=validate.Range(1, MAX_LIMIT_S), strict=True, allow_none=True,
-                             metadata={"description": "seconds in state running, counted from each start"})
+    memory = WholeNumber(validate=validate.Range(6, MAX_FIGURE), allow_none=True,
+                         metadata={"description": "MB; the kernel's OOM kill ends the task"})
+    cputime = WholeNumber(validate=validate.Range(1, MAX_LIMIT_S), allow_none=True,
+                          metadata={"description": "seconds of CPU time (RLIMIT_CPU)"})
+    runtime = WholeNumber(validate=validate.Range(1, MAX_LIMIT_S), allow_none=True,
+                          metadata={"description": "seconds in state running, counted from each start"})
 
 
 class PortObjectSchema(_Strict):
-    container = fields.Integer(required=True, strict=True, validate=validate.Range(1, MAX_PORT))
-    host = fields.Integer(strict=True, allow_none=True, validate=validate.Range(0, MAX_PORT),
-                          metadata={"description": "0 or absent: a free port the engine picks"})
+    container = WholeNumber(required=True, validate=validate.Range(1, MAX_PORT))
+    host = WholeNumber(allow_none=True, validate=validate.Range(0, MAX_PORT),
+                       metadata={"description": "0 or absent: a free port the engine picks"})
 
 
 _PORT_OBJECT = PortObjectSchema()
@@ -88,6 +115,8 @@ class PortField(fields.Field):
     """A bare container port, or {"container", "host"}."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> dict[str, Any]:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 8888.0 is the number 8888, as for every integer field
         if isinstance(value, int) and not isinstance(value, bool):
             if not 1 <= value <= MAX_PORT:
                 raise ValidationError(f"{value} is not a port (1-{MAX_PORT})")
@@ -141,26 +170,30 @@ class JobFieldsSchema(Schema):
     command = CommandField(allow_none=True, metadata={
         "description": "replaces the image's CMD: a list is run as is, a string is split into words "
                        "as a POSIX shell would (no shell runs it)",
-        "oneOf": [{"type": "string", "minLength": 1},
-                  {"type": "array", "minItems": 1, "maxItems": MAX_COMMAND_WORDS, "items": {"type": "string"}}]})
-    env = fields.Dict(keys=fields.String(validate=validate.Length(1, 256)),
-                      values=fields.String(validate=validate.Length(max=MAX_ENV_VALUE_CHARS)),
+        "oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_COMMAND_STRING_CHARS,
+                   "pattern": COMMAND_STRING_PATTERN},
+                  {"type": "array", "minItems": 1, "maxItems": MAX_COMMAND_WORDS,
+                   "items": {"type": "string", "maxLength": MAX_WORD_CHARS, "pattern": NO_NUL_PATTERN}}]})
+    env = fields.Dict(keys=fields.String(validate=validate.Length(1, MAX_ENV_NAME_CHARS)),
+                      values=fields.String(validate=validate.Length(max=MAX_ENV_VALUE_CHARS),
+                                           metadata={"pattern": NO_NUL_PATTERN}),
                       validate=[validate.Length(max=MAX_ENV), _check_env], allow_none=True,
                       metadata={"description": f"variable names {ENV_NAME_PATTERN}; {RESERVED_ENV_PREFIX}* is reserved",
-                                "propertyNames": {"pattern": ENV_NAME_PATTERN}})
+                                "propertyNames": {"minLength": 1, "maxLength": MAX_ENV_NAME_CHARS,
+                                                  "pattern": ENV_NAME_ALLOWED_PATTERN}})
     workdir = fields.String(validate=[validate.Length(1, MAX_WORKDIR_CHARS), _check_workdir], allow_none=True,
-                            metadata={"description": "an absolute path", "pattern": "^/"})
+                            metadata={"description": "an absolute path without '..'", "pattern": WORKDIR_PATTERN})
     ports = fields.List(PortField(), validate=validate.Length(max=MAX_PORTS), allow_none=True, metadata={
-        "description": "published on the executor's host: a container port, or {container, host}",
+        "description": "published on the executor's host: a container port, or {container, host}; "
+                       "each container port and each host port other than 0 at most once",
+        "uniqueItems": True,
         "items": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PORT},
                             {"$ref": "#/components/schemas/PortObject"}]}})
     limits = fields.Nested(LimitsSchema, allow_none=True)
-    priority = fields.Integer(load_default=DEFAULT_PRIORITY, strict=True,
-                              validate=validate.Range(PRIORITY_MIN, PRIORITY_MAX),
-                              metadata={"description": "higher is placed first"})
-    queue_timeout = fields.Integer(load_default=DEFAULT_QUEUE_TIMEOUT_S, strict=True,
-                                   validate=validate.Range(1, MAX_QUEUE_TIMEOUT_S),
-                                   metadata={"description": "seconds it may wait for an executor"})
+    priority = WholeNumber(load_default=DEFAULT_PRIORITY, validate=validate.Range(PRIORITY_MIN, PRIORITY_MAX),
+                           metadata={"description": "higher is placed first"})
+    queue_timeout = WholeNumber(load_default=DEFAULT_QUEUE_TIMEOUT_S, validate=validate.Range(1, MAX_QUEUE_TIMEOUT_S),
+                                metadata={"description": "seconds it may wait for an executor"})
 
     @validates_schema
     def _ports_distinct(self, data: dict[str, Any], **kwargs) -> None:

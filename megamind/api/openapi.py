@@ -14,8 +14,19 @@ from typing import Any
 from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
 
 from megamind.api.bodies import json_response
+from megamind.api.jobschemas import (
+    HardwareFiguresSchema,
+    HardwareQuerySchema,
+    LimitsSchema,
+    PortMappingSchema,
+    PortObjectSchema,
+    QueuedTaskSchema,
+    QueueSchema,
+    RequirementsSchema,
+)
 from megamind.api.output import FOLLOW_VALUES, STREAMS
 from megamind.api.schemas import (
     AddTaskRequestSchema,
@@ -34,11 +45,14 @@ from megamind.api.schemas import (
 from megamind.api.uploads import FILE_PART, MULTIPART, OCTET_STREAM
 from megamind.config import ServerConfig
 from megamind.errors import ERROR_TABLE, ErrorCode
+from megamind.imageref import MAX_REFERENCE_LENGTH, PUBLIC_REGISTRY, REFERENCE_PATTERN
 from megamind.store.files import MAX_NAME_BYTES
 
 SPEC_PATH = "/api/openapi.json"
 API_KEY_SCHEME = "api-key"
 VERSION = "1.0.0"
+# 3.1: its schemas are JSON Schema, which can say what env's names may be (propertyNames).
+OPENAPI_VERSION = "3.1.0"
 
 _DESCRIPTION = """\
 Run images of the Megamind registry as tasks on executors that hardware owners offer.
@@ -49,20 +63,48 @@ The six calls tagged `contract` are exactly those of the customer API contract; 
 calls tagged `extension` add to it without changing any of its shapes.
 """
 
+
+class HardwareDetailSchema(HardwareItemSchema, HardwareFiguresSchema):
+    """An item of GET /api/v1/hardware: gethwlist's fields and every figure."""
+
+
+class HardwareListSchema(Schema):
+    executors = fields.List(fields.Nested(HardwareDetailSchema), required=True)
+    total = fields.Integer(required=True, metadata={"description": "how many match, over every page"})
+
+
 _SCHEMAS = {
     "Error": ErrorSchema,
     "Status": StatusSchema,
     "HardwareItem": HardwareItemSchema,
+    # Nested schemas before those that nest them, or apispec names them itself.
+    "Requirements": RequirementsSchema,
+    "Limits": LimitsSchema,
+    "PortObject": PortObjectSchema,  # referenced by name in the ports field's metadata
+    "PortMapping": PortMappingSchema,
     "AddTaskRequest": AddTaskRequestSchema,
     "TaskId": TaskIdSchema,
     "TaskItem": TaskItemSchema,
     "TaskLogs": TaskLogsSchema,
-    "Results": ResultsSchema,  # before the detail that nests it, or apispec names it itself
+    "Results": ResultsSchema,
     "TaskDetail": TaskDetailSchema,
     "ExecutorItem": ExecutorItemSchema,
     "ImageItem": ImageItemSchema,
     "File": FileSchema,
+    "HardwareDetail": HardwareDetailSchema,
+    "HardwareList": HardwareListSchema,
+    "QueuedTask": QueuedTaskSchema,
+    "Queue": QueueSchema,
 }
+
+# imageref.parse_image decides (a bad image is code 16); the spec says the same, so a
+# generated request is never refused for its form.
+_IMAGE = {"minLength": 1, "maxLength": MAX_REFERENCE_LENGTH, "pattern": REFERENCE_PATTERN}
+# addtask refuses a hwid together with requirements that ask for something.
+_HWID_OR_REQUIREMENTS = {"not": {
+    "required": ["hwid", "requirements"],
+    "properties": {"hwid": {"type": "string"}, "requirements": {"type": "object", "minProperties": 1}},
+}}
 
 # What the contract says of its fields; the extension schemas carry their own.
 _FIELD_DOCS = {
@@ -80,9 +122,8 @@ _FIELD_DOCS = {
         "cost": "the owner's price per hour of task run time",
     },
     "AddTaskRequest": {
-        "image": "megamind.network/<name>:<tag> (:latest when the tag is left out)",
+        "image": f"{PUBLIC_REGISTRY}/<name>:<tag> (:latest when the tag is left out)",
         "params": "any string, handed unchanged to the task as MEGAMIND_PARAMS",
-        "hwid": "a free executor from gethwlist",
     },
     "TaskId": {"taskid": "the new task's unguessable id"},
     "TaskItem": {
@@ -119,6 +160,19 @@ _FILE_NAME = {
     "description": f"the file's name in the task's /megamind/input/: a plain file name of at most {MAX_NAME_BYTES} "
                    "bytes of UTF-8 (no '/', not '.' or '..'). Wins over a multipart part's filename; with "
                    "neither, the name is the file_id",
+}
+_HARDWARE_QUERY_DOCS = {
+    "gpus": "at least this many GPUs",
+    "gpu_model": "every GPU's name contains this, case-insensitive",
+    "min_vram_mb": "every GPU has at least this much memory, MB",
+    "cpus": "at least this many logical CPUs",
+    "ram": "at least this much RAM, MB",
+    "max_cost": "at most this price per hour",
+    "min_rating": "calculated_perfomance_rating at least this",
+    "status": "free: online and holding no task; busy: holding one; offline: not connected; any",
+    "sort": "cost: cheapest first; rating, ram, gpus, cpus: most first (ties: cheapest)",
+    "limit": "at most this many items",
+    "offset": "skip this many items",
 }
 _MAX_FILE_MIB = ServerConfig.max_file_bytes // (1024 * 1024)
 _FOLLOW_MINUTES = ServerConfig.follow_max_s / 60
@@ -176,8 +230,14 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         ("/api/v1/addtask", {"post": _operation(
             "addtask", "contract", "Start an image of the registry on a free executor",
             _json("TaskId", "The task is accepted; it starts in state 2 (setup)"),
-            _error_statuses(*_BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE"),
+            _error_statuses(*_BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE",
+                            "UNSATISFIABLE"),
             requestBody={"required": True, "content": {"application/json": {"schema": "AddTaskRequest"}}},
+            description="With `hwid`, the task runs exactly there. Without it, it goes to the cheapest free "
+                        "online executor that meets `requirements` and can hold `limits` (ties: the higher "
+                        "rating), or waits in the queue (state 2, `ip` \"\") until one frees up or comes "
+                        "online, higher `priority` first, then oldest first; after `queue_timeout` it ends "
+                        "in state 5. 422 with code 20 when no registered executor could ever hold it.",
         )}),
         ("/api/v1/deltask/{taskid}", {"delete": _operation(
             "deltask", "contract", "Stop and destroy a task (also when its executor is offline: once back)",
@@ -190,7 +250,8 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         ("/api/v1/restarttask/{taskid}", {"post": _operation(
             "restarttask", "contract", "Restart a task's container (a finished task starts again)",
             _json("Status", "Restarting: the state goes through 2 (setup)"),
-            _error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE"), parameters=[_TASKID],
+            _error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE", "TASK_QUEUED"),
+            parameters=[_TASKID], description="409 with code 21 while the task is queued.",
         )}),
         ("/api/v1/gettasklogs/{taskid}", {"get": _operation(
             "gettasklogs", "contract", "The last 20 lines a task wrote to stdout",
@@ -200,6 +261,24 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         ("/api/v1/task/{taskid}", {"get": _operation(
             "gettask", "extension", "One task: gettasklist's object and what else the API knows of it",
             _json("TaskDetail", "The task"), _error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
+        )}),
+        ("/api/v1/task/{taskid}/cancel", {"post": _operation(
+            "canceltask", "extension", "End a queued, setting-up or running task and keep it",
+            _json("Status", "Cancelled, or ended already (then nothing changes)"),
+            _error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
+            description="Its container is stopped and removed; its logs and results stay. gettasklist shows "
+                        "it in state 4, the task detail `cancelled: true`.",
+        )}),
+        ("/api/v1/queue", {"get": _operation(
+            "getqueue", "extension", "The account's tasks waiting for an executor, next first",
+            _json("Queue", "The queued tasks, each with its place and why it waits"), _error_statuses(),
+        )}),
+        ("/api/v1/hardware", {"get": _operation(
+            "gethardware", "extension", "Every executor with every figure, filtered, sorted and paged",
+            _json("HardwareList", "The page of matching executors, and how many match"),
+            _error_statuses("VALIDATION_FAILED"), parameters=[{"in": "query", "schema": HardwareQuerySchema}],
+            description="gethwlist stays as the contract says; this call also lists busy and offline "
+                        "executors. Sizes are what a task can use: the owner's caps, one slot's share.",
         )}),
         ("/api/v1/executors", {"get": _operation(
             "getexecutors", "extension", "The caller's own executors (as an owner), online or not",
@@ -255,13 +334,26 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def _from_metadata(converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """What apispec's converters drop or get wrong for our fields: a List's `items` and a Dict's
+    `propertyNames` given in metadata (the field's own would say nothing of a custom field), and
+    a Dict's Length, which counts its entries."""
+    extra = {key: field.metadata[key] for key in ("items", "propertyNames") if key in field.metadata}
+    if isinstance(field, fields.Dict):
+        for text, entries in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+            if text in ret:
+                extra[entries] = ret.pop(text)
+    return extra
+
+
 @functools.cache
 def _build() -> dict[str, Any]:
+    marshmallow_plugin = MarshmallowPlugin()
     spec = APISpec(
         title="Megamind customer API",
         version=VERSION,
-        openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        openapi_version=OPENAPI_VERSION,
+        plugins=[marshmallow_plugin],
         info={"description": _DESCRIPTION},
         security=[{API_KEY_SCHEME: []}],
         tags=[
@@ -269,6 +361,7 @@ def _build() -> dict[str, Any]:
             {"name": "extension", "description": "Calls beyond the contract"},
         ],
     )
+    marshmallow_plugin.converter.add_attribute_function(_from_metadata)
     spec.components.security_scheme(API_KEY_SCHEME, {"type": "apiKey", "in": "header", "name": "api-key"})
     for name, schema in _SCHEMAS.items():
         spec.components.schema(name, schema=schema)
@@ -281,6 +374,10 @@ def _build() -> dict[str, Any]:
     for name, docs in _FIELD_DOCS.items():
         for field, text in docs.items():
             schemas[name]["properties"][field].setdefault("description", text)
+    schemas["AddTaskRequest"]["properties"]["image"].update(_IMAGE)
+    schemas["AddTaskRequest"].update(_HWID_OR_REQUIREMENTS)
+    for parameter in document["paths"]["/api/v1/hardware"]["get"]["parameters"]:
+        parameter.setdefault("description", _HARDWARE_QUERY_DOCS[parameter["name"]])
     return document
 
 

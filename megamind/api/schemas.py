@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from megamind.api.jobschemas import (
-    MAX_FIGURE,
-    JobFieldsSchema,
-    LimitsSchema,
-    PortMappingSchema,
-    RequirementsSchema,
-)
+from megamind.api.jobschemas import JobFieldsSchema, LimitsSchema, PortMappingSchema, RequirementsSchema
 
 MAX_PARAMS_LENGTH = 64 * 1024
 MAX_INPUTS = 64  # files one task may be given
@@ -100,12 +94,6 @@ class HardwareReportSchema(Schema):
     gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(min=0, max=10_000_000)), load_default=list,
                                 validate=validate.Length(max=64))
     slots = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1024))
-    # The size a task can use there (placement reads them); agents before protocol 3 leave them out.
-    cpu_count = fields.Integer(validate=validate.Range(0, MAX_FIGURE))
-    cpu_limit = fields.Float(allow_none=True, validate=validate.Range(min=0), allow_nan=False)
-    gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(0, MAX_FIGURE)),
-                                validate=validate.Length(max=64))
-    slots = fields.Integer(validate=validate.Range(1, MAX_FIGURE))
 
 
 class RegisterRequestSchema(StrictSchema):

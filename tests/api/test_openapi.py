@@ -6,12 +6,20 @@ import dataclasses
 
 import jsonschema
 import pytest
+import schemathesis
 from aiohttp import web
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from marshmallow import ValidationError
 from openapi_spec_validator import validate
 
 from megamind.api.app import create_app
+from megamind.api.jobschemas import hardware_query_schema
 from megamind.api.keys import store_key
 from megamind.api.openapi import SPEC_PATH, build_spec
+from megamind.api.schemas import add_task_request_schema
+from megamind.errors import ImageNotAllowed
+from megamind.imageref import parse_image
 from megamind.protocol import RESULTS_PATH, TOKEN_HEADER
 
 METHODS = {"get", "post", "put", "delete", "patch"}
@@ -41,14 +49,41 @@ def test_every_error_answer_of_every_call_is_the_error_schema():
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
 
 
+CONTRACT_ANSWERS = {
+    ("get", "/api/v1/gethwlist"): {"type": "array", "items": {"$ref": "#/components/schemas/HardwareItem"}},
+    ("post", "/api/v1/addtask"): {"$ref": "#/components/schemas/TaskId"},
+    ("delete", "/api/v1/deltask/{taskid}"): {"$ref": "#/components/schemas/Status"},
+    ("get", "/api/v1/gettasklist"): {"type": "array", "items": {"$ref": "#/components/schemas/TaskItem"}},
+    ("post", "/api/v1/restarttask/{taskid}"): {"$ref": "#/components/schemas/Status"},
+    ("get", "/api/v1/gettasklogs/{taskid}"): {"$ref": "#/components/schemas/TaskLogs"},
+}
+# addtask's fields beyond the contract's three: each optional, so a client of the contract sees no change.
+ADDTASK_EXTENSIONS = {"inputs", "requirements", "command", "env", "workdir", "ports", "limits", "priority",
+                      "queue_timeout"}
+
+
 def test_the_contract_calls_keep_their_exact_shapes():
-    schemas = build_spec()["components"]["schemas"]
+    spec = build_spec()
+    schemas = spec["components"]["schemas"]
+    for (method, path), answer in CONTRACT_ANSWERS.items():
+        assert spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"] == answer
     assert set(schemas["HardwareItem"]["properties"]) == {
         "hwid", "gpus", "cpus", "ram", "network", "calculated_perfomance_rating", "cost"}
     assert set(schemas["TaskItem"]["properties"]) == {"taskid", "ip", "image", "params", "state", "error_msg"}
     assert set(schemas["TaskLogs"]["properties"]) == {"taskid", "logs_b64"}
     assert set(schemas["TaskId"]["properties"]) == {"taskid"}
-    assert set(schemas["AddTaskRequest"]["required"]) == {"image", "hwid"}
+    assert set(schemas["Status"]["properties"]) == {"code", "message"}
+    for name in ("HardwareItem", "TaskItem", "TaskLogs", "TaskId", "Status"):
+        assert set(schemas[name]["required"]) == set(schemas[name]["properties"]), name
+        assert schemas[name]["additionalProperties"] is False, name  # nothing more is ever answered
+
+    request = schemas["AddTaskRequest"]
+    assert set(request["properties"]) == {"image", "params", "hwid"} | ADDTASK_EXTENSIONS
+    # hwid is optional since the platform can place a task itself; a client sending it sees no change.
+    assert request["required"] == ["image"]
+    assert request["properties"]["image"]["type"] == "string"
+    assert request["properties"]["params"]["type"] == "string"
+    assert "string" in request["properties"]["hwid"]["type"]
 
 
 async def test_the_spec_is_served_without_an_api_key(client):
@@ -66,6 +101,83 @@ async def test_every_customer_route_is_in_the_spec_and_nothing_else(client):
             routes.add((route.method.lower(), path))
     documented = {(m, p) for p, ops in build_spec()["paths"].items() for m in ops if m in METHODS}
     assert routes == documented
+
+
+def test_the_spec_registers_every_schema_it_references():
+    spec = build_spec()
+
+    def refs(node):
+        if isinstance(node, dict):
+            yield from ([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+    for ref in set(refs(spec)):
+        kind, name = ref.split("/")[-2:]
+        assert name in spec["components"][kind], ref
+    assert "PortObject" in spec["components"]["schemas"]
+
+
+def test_the_addtask_request_schema_says_what_the_server_checks():
+    properties = build_spec()["components"]["schemas"]["AddTaskRequest"]["properties"]
+    image = jsonschema.Draft202012Validator({"type": "string", **properties["image"]})
+    assert image.is_valid("megamind.network/trainer:1.2") and not image.is_valid("")
+    assert not image.is_valid("megamind.network/x:é")  # the engine would refuse it at pull
+    env = jsonschema.Draft202012Validator(properties["env"])
+    assert env.is_valid({"EPOCHS": "3"}) and not env.is_valid({"megamind_x": "1"})
+    assert properties["env"]["maxProperties"] == 256 and "maxLength" not in properties["env"]
+    assert properties["ports"]["items"]["oneOf"][1] == {"$ref": "#/components/schemas/PortObject"}
+    assert (properties["priority"]["minimum"], properties["priority"]["maximum"]) == (0, 100)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(("command", "workdir", "env")), text=st.text(" \t\r'\"\\/.a_M\x00", max_size=12))
+def test_the_spec_patterns_say_exactly_what_the_server_checks(field, text):
+    properties = build_spec()["components"]["schemas"]["AddTaskRequest"]["properties"]
+    value, schema = {
+        "command": (text, properties["command"]["oneOf"][0]),  # the string form, split as a shell would
+        "workdir": (text, properties["workdir"]),
+        "env": ({text: "v"}, {"type": "object", "propertyNames": properties["env"]["propertyNames"]}),
+    }[field]
+    try:
+        add_task_request_schema.load({"image": "megamind.network/x", field: value})
+        server_takes = True
+    except ValidationError:
+        server_takes = False
+    assert jsonschema.Draft202012Validator(schema).is_valid(value) == server_takes
+
+
+_GENERATED = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+_PUBLISHED = schemathesis.openapi.from_dict(build_spec())
+
+
+@_GENERATED
+@given(case=_PUBLISHED["/api/v1/addtask"]["POST"].as_strategy())
+def test_an_addtask_body_the_spec_allows_is_one_the_server_takes(case):
+    body = case.body
+    ports = body.get("ports") or []
+    containers = [p if isinstance(p, (int, float)) else p["container"] for p in ports]
+    hosts = [p["host"] for p in ports if isinstance(p, dict) and p.get("host")]
+    # The one rule JSON Schema cannot state: no port twice, whatever its form.
+    assume(len(set(containers)) == len(containers) and len(set(hosts)) == len(hosts))
+    try:
+        loaded = add_task_request_schema.load(body)
+        parse_image(loaded["image"])
+    except (ValidationError, ImageNotAllowed) as exc:
+        raise AssertionError(f"the spec allows {body!r}, the server refuses it: {exc}") from None
+    assert loaded.get("hwid") is None or not loaded.get("requirements")  # else refused: give one of them
+
+
+@_GENERATED
+@given(case=_PUBLISHED["/api/v1/hardware"]["GET"].as_strategy())
+def test_a_hardware_query_the_spec_allows_is_one_the_server_takes(case):
+    query = {name: str(value) for name, value in (case.query or {}).items()}
+    try:
+        hardware_query_schema.load(query)
+    except ValidationError as exc:
+        raise AssertionError(f"the spec allows {query!r}, the server refuses it: {exc}") from None
 
 
 # --- live answers against the spec's schemas ------------------------------------------
@@ -254,5 +366,43 @@ async def test_live_answers_of_the_output_calls_match_the_spec(client, config, a
     expected = {
         ("get", logs, 200), ("get", logs, 422), ("get", logs, 404), ("get", results, 200), ("get", results, 404),
         *{("post", files, s) for s in (201, 400, 413, 415, 422)},
+    }
+    assert expected <= answers.seen, expected - answers.seen
+
+
+async def test_live_answers_of_the_job_calls_match_the_spec(alice, owner, new_agent, answers):
+    async def call(method, template, path=None, **kwargs):
+        status, body = await alice.call(method, path or template, **kwargs)
+        answers.check(method, template, status, body)
+        return status, body
+
+    hardware = {"gpus": ["nVidia 1060 6G"], "gpu_memory_mb": [6000], "cpus": ["cpu"], "cpu_count": 4,
+                "cpu_limit": None, "ram": 16000, "network": "1gbit", "calculated_perfomance_rating": 2.0}
+    agent = await new_agent(owner, hardware=hardware)
+    addtask, detail, cancel = "/api/v1/addtask", "/api/v1/task/{taskid}", "/api/v1/task/{taskid}/cancel"
+    _, placed = await call("POST", addtask, json={
+        "image": "megamind.network/x", "requirements": {"gpus": 1}, "command": "run it", "env": {"A": "1"},
+        "workdir": "/w", "ports": [80, {"container": 22, "host": 0}], "limits": {"memory": 100, "cpus": 1.5},
+        "priority": 60, "queue_timeout": 100})
+    start = await agent.command()
+    await agent.ack(start["id"])
+    await agent.send({"type": "state", "taskid": placed["taskid"], "state": 3, "error_msg": "",
+                      "ports": [{"container": 80, "host": 32768}, {"container": 22, "host": 32769}]})
+    await alice.wait_state(placed["taskid"], 3)
+    _, queued = await call("POST", addtask, json={"image": "megamind.network/x"})
+    await call("GET", detail, detail.format(taskid=placed["taskid"]))  # running, ports published
+    await call("GET", detail, detail.format(taskid=queued["taskid"]))  # queued
+    await call("GET", "/api/v1/queue")
+    await call("POST", "/api/v1/restarttask/{taskid}", f"/api/v1/restarttask/{queued['taskid']}")  # 409
+    await call("POST", addtask, json={"image": "megamind.network/x", "requirements": {"gpus": 8}})  # 422
+    await call("GET", "/api/v1/hardware", params={"gpus": "1", "sort": "rating"})
+    await call("GET", "/api/v1/hardware", params={"gpus": "many"})  # 422
+    await call("POST", cancel, cancel.format(taskid=placed["taskid"]))
+    await call("POST", cancel, cancel.format(taskid="nosuchtask"))  # 404
+    await call("GET", detail, detail.format(taskid=placed["taskid"]))  # cancelled
+    expected = {
+        ("post", addtask, 200), ("post", addtask, 422), ("get", detail, 200), ("get", "/api/v1/queue", 200),
+        ("post", "/api/v1/restarttask/{taskid}", 409), ("get", "/api/v1/hardware", 200),
+        ("get", "/api/v1/hardware", 422), ("post", cancel, 200), ("post", cancel, 404),
     }
     assert expected <= answers.seen, expected - answers.seen

@@ -22,7 +22,7 @@ def _is_error(answer, status: int, code: int) -> None:
         ("POST", "/api/v1/addtask", {"raw": b"{not json"}, 400, 2),
         ("POST", "/api/v1/addtask", {"raw": b"\xff\xfe{}"}, 400, 2),
         ("POST", "/api/v1/addtask", {"raw": b"[1, 2]"}, 422, 3),
-        ("POST", "/api/v1/addtask", {"body": {"image": "megamind.network/x"}}, 422, 3),
+        ("POST", "/api/v1/addtask", {"body": {"params": "no image"}}, 422, 3),
         ("POST", "/api/v1/addtask", {"body": {"image": 5, "hwid": "h"}}, 422, 3),
         ("POST", "/api/v1/addtask", {"body": {"image": "docker.io/library/busybox", "hwid": "h"}}, 422, 16),
         ("POST", "/api/v1/addtask", {"body": {"image": "megamind.network/x", "hwid": "nope"}}, 404, 8),
