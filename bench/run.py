@@ -23,7 +23,7 @@ import traceback
 import uuid
 from pathlib import Path
 
-from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, scale
+from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, placement, scale
 from bench.engine import EnginePlatform
 from bench.fleet import ScalePlatform
 from bench.plots import plot_series
@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINE_BENCHMARKS = {"launch": launch, "burst": burst, "logs": logs, "lines": lines, "follow": follow,
                      "agentcpu": agentcpu, "footprint": footprint}
 SCALE_BENCHMARKS = {"api": api, "scale": scale}
-ORDER = ["launch", "burst", "logs", "lines", "follow", "agentcpu", "footprint", "api", "scale"]
+# Each starts and stops its own platform: run(quick, workdir).
+OWN_PLATFORM_BENCHMARKS = {"placement": placement}
+ORDER = ["launch", "burst", "logs", "lines", "follow", "agentcpu", "footprint", "api", "scale", "placement"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -121,6 +123,22 @@ def run_scale(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], 
     return rows, series
 
 
+def run_own_platform(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], list]:
+    rows, series = [], []
+    for name in names:
+        print(f"[bench] {name} ...", file=sys.stderr)
+        started = time.monotonic()
+        try:
+            r, s = OWN_PLATFORM_BENCHMARKS[name].run(quick, workdir)
+        except Exception as exc:
+            traceback.print_exc()
+            r, s = [failed_row(name, exc)], []
+        print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
+        rows.extend(r)
+        series.extend(s)
+    return rows, series
+
+
 def failed_row(name: str, exc: BaseException) -> Row:
     """A benchmark that could not run: its row says so, and why."""
     reason = " ".join(f"{exc.__class__.__name__}: {exc}".split())[:300]
@@ -185,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     engine_names = [n for n in names if n in ENGINE_BENCHMARKS]
     scale_names = [n for n in names if n in SCALE_BENCHMARKS]
+    own_names = [n for n in names if n in OWN_PLATFORM_BENCHMARKS]
     with MachineWatch() as watch:
         if engine_names:
             r, s = run_engine(engine_names, args.quick, workdir, run_id)
@@ -192,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             series += s
         if scale_names:
             r, s = run_scale(scale_names, args.quick, workdir)
+            rows += r
+            series += s
+        if own_names:
+            r, s = run_own_platform(own_names, args.quick, workdir)
             rows += r
             series += s
     elapsed = time.monotonic() - started
