@@ -28,6 +28,10 @@ DEFAULT_QUEUE_TIMEOUT_S = 86_400
 MAX_QUEUE_TIMEOUT_S = 30 * 86_400
 MAX_LIMIT_S = 366 * 86_400  # runtime and cputime
 
+# GET /api/v1/hardware: what an executor can be doing, and the orders of the listing.
+EXECUTOR_STATUSES = ("free", "busy", "offline")
+HARDWARE_SORTS = ("cost", "rating", "ram", "gpus", "cpus")
+
 
 def runtime_limit_reached(seconds: int) -> str:
     return f"runtime limit of {seconds} s reached"

@@ -7,7 +7,6 @@ candidates in SQL on the same figures (`Capacity.columns`); `fits` has the last 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,11 +27,18 @@ class Requirements:
     min_rating: float | None = None  # calculated_perfomance_rating
 
     def to_dict(self) -> dict[str, Any]:
+        """Only the requirements that are set."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Requirements":
+        """From a mapping such as a stored or answered one; names it does not know are left out."""
         return cls(**{k: data[k] for k in REQUIREMENT_FIELDS if data.get(k) is not None})
+
+    @classmethod
+    def of(cls, value: "Requirements | Mapping[str, Any]") -> "Requirements":
+        """A Requirements as given, or built from a mapping of its fields (unknown names: TypeError)."""
+        return value if isinstance(value, cls) else cls(**value)
 
     @property
     def wants_gpu(self) -> bool:
@@ -167,7 +173,3 @@ def pending_reason(fitting: int, busy: int, offline: int) -> str:
     if not parts:
         return f"{executors}; waiting for its turn"
     return f"{executors}; " + ", ".join(parts)
-
-
-def round_cpus(value: float) -> int:
-    return max(1, math.floor(value))

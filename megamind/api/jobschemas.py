@@ -16,6 +16,8 @@ from megamind.jobspec import (
     DEFAULT_QUEUE_TIMEOUT_S,
     ENV_NAME,
     ENV_NAME_PATTERN,
+    EXECUTOR_STATUSES,
+    HARDWARE_SORTS,
     MAX_COMMAND_WORDS,
     MAX_ENV,
     MAX_LIMIT_S,
@@ -34,8 +36,6 @@ MAX_MODEL_CHARS = 128
 MAX_FIGURE = 2**31 - 1  # MB, CPUs, GPUs: beyond any machine, and an SQL integer everywhere
 MAX_COST = 1e9
 HARDWARE_PAGE_MAX = 1000
-EXECUTOR_STATUSES = ("free", "busy", "offline")
-HARDWARE_SORTS = ("cost", "rating", "ram", "gpus", "cpus")
 
 # This module's checks as ECMA-262 patterns, for the OpenAPI document: a request the spec
 # allows is then one the server takes.

@@ -183,7 +183,7 @@ class Task:
             results=_optional(data.get("results"), Results.from_json),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
-            requirements=_optional(data.get("requirements"), Requirements.from_json),
+            requirements=_optional(data.get("requirements"), Requirements.from_dict),
             command=_command(data.get("command")),
             env=_optional(data.get("env"), dict),
             workdir=data.get("workdir"),
@@ -235,7 +235,7 @@ class Task:
         if self.results is not None:
             data["results"] = self.results.to_json()
         if self.requirements is not None:
-            data["requirements"] = self.requirements.to_json()
+            data["requirements"] = self.requirements.to_dict()
         if self.command is not None:
             data["command"] = list(self.command)
         if self.env is not None:

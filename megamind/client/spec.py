@@ -9,12 +9,13 @@ is exactly the contract's original addtask.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
 from typing import Any, Union
 
 from megamind.jobspec import (
     ENV_NAME,
     ENV_NAME_PATTERN,
+    EXECUTOR_STATUSES,
+    HARDWARE_SORTS,
     MAX_PORT,
     MAX_QUEUE_TIMEOUT_S,
     PRIORITY_MAX,
@@ -23,44 +24,17 @@ from megamind.jobspec import (
     PortRequest,
     TaskLimits,
 )
+from megamind.placement import Requirements
 
 __all__ = ["HARDWARE_SORTS", "HARDWARE_STATUSES", "PortSpec", "PortRequest", "Requirements", "TaskLimits",
            "addtask_body", "hardware_query", "port_request"]
 
 # What GET /api/v1/hardware takes besides the requirements.
-HARDWARE_STATUSES = ("free", "busy", "offline", "any")
-HARDWARE_SORTS = ("cost", "rating", "ram", "gpus", "cpus")
+HARDWARE_STATUSES = (*EXECUTOR_STATUSES, "any")
 
 # A port to publish: the container's port (the engine picks the host's), a pair
 # (container, host), or a PortRequest.
 PortSpec = Union[int, Sequence[int], PortRequest]
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """What the executor must have for a task placed without ``hwid``; None: anything."""
-
-    gpus: int | None = None  # at least this many GPUs
-    gpu_model: str | None = None  # every GPU's name contains this (any case)
-    min_vram_mb: int | None = None  # every GPU has at least this much memory
-    cpus: int | None = None  # at least this many logical CPUs
-    ram: int | None = None  # MB
-    max_cost: float | None = None  # per hour
-    min_rating: float | None = None  # calculated_perfomance_rating
-
-    @classmethod
-    def of(cls, value: "Requirements | Mapping[str, Any]") -> "Requirements":
-        """A Requirements as given, or built from a mapping of its fields (unknown names: TypeError)."""
-        return value if isinstance(value, cls) else cls(**value)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Requirements":
-        known = {f.name for f in fields(cls)}
-        return cls(**{name: value for name, value in data.items() if name in known})
-
-    def to_json(self) -> dict[str, Any]:
-        """Only the requirements that are set."""
-        return {name: value for name, value in asdict(self).items() if value is not None}
 
 
 def port_request(port: PortSpec) -> PortRequest:
@@ -137,7 +111,7 @@ def addtask_body(
     if requirements is not None:
         if hwid is not None:
             raise ValueError("give hwid (run exactly there) or requirements (placed by the platform), not both")
-        body["requirements"] = Requirements.of(requirements).to_json()
+        body["requirements"] = Requirements.of(requirements).to_dict()
     if command is not None:
         body["command"] = _command_wire(command)
     if env is not None:
@@ -166,7 +140,7 @@ def addtask_body(
 def hardware_query(requirements: Requirements, *, status: str | None = None, sort: str | None = None,
                    limit: int | None = None, offset: int | None = None) -> dict[str, str]:
     """The hardware listing's query: the requirements that are set, then the listing's own."""
-    query = {name: str(value) for name, value in requirements.to_json().items()}
+    query = {name: str(value) for name, value in requirements.to_dict().items()}
     for name, value in (("status", status), ("sort", sort), ("limit", limit), ("offset", offset)):
         if value is not None:
             query[name] = str(value)

@@ -159,7 +159,7 @@ def job_fields(hwid: str | None, values: dict[str, Any]) -> dict[str, Any]:
     values = dict(values)
     requirements = take_requirements(values)
     if hwid is not None and requirements is not None:
-        first = REQUIREMENT_OPTIONS[next(iter(requirements.to_json()))]
+        first = REQUIREMENT_OPTIONS[next(iter(requirements.to_dict()))]
         raise click.UsageError(f"--hwid and {first} exclude each other: name the executor, "
                                "or say what it needs and let the platform place the task")
     words, text = values.pop("command_words"), values.pop("command_text")
