@@ -13,6 +13,7 @@ from typing import Any
 
 from megamind.jobspec import TaskLimits
 
+GPU_NAME_SEPARATOR = "\n"  # between the GPU names the store keeps in one column
 REQUIREMENT_FIELDS = ("gpus", "gpu_model", "min_vram_mb", "cpus", "ram", "max_cost", "min_rating")
 
 
@@ -100,6 +101,15 @@ class Capacity:
             cost=float(cost),
         )
 
+    @classmethod
+    def of_columns(cls, row: Mapping[str, Any]) -> "Capacity":
+        """From the size columns the store keeps (`columns`), without reading the hardware JSON.
+        GPU names come back lower-cased, which is all `fits` compares."""
+        names = tuple(row["gpu_names"].split(GPU_NAME_SEPARATOR)) if row["gpu_names"] else ()
+        return cls(hwid=row["hwid"], gpu_names=names, gpu_memory_mb=(row["min_vram_mb"],) * len(names),
+                   cpu_count=row["cpu_count"], cpu_share=row["cpu_share"], ram=row["ram_mb"],
+                   rating=row["rating"], cost=row["cost"])
+
     @property
     def min_vram_mb(self) -> int:
         """The smallest GPU's memory; 0 when any GPU's memory is unknown."""
@@ -110,7 +120,8 @@ class Capacity:
     def columns(self) -> dict[str, Any]:
         """The figures the store keeps as columns, to narrow candidates in SQL."""
         return {"gpu_count": len(self.gpu_names), "min_vram_mb": self.min_vram_mb, "cpu_count": self.cpu_count,
-                "cpu_share": self.cpu_share, "ram_mb": self.ram, "rating": self.rating}
+                "cpu_share": self.cpu_share, "ram_mb": self.ram, "rating": self.rating,
+                "gpu_names": GPU_NAME_SEPARATOR.join(name.lower() for name in self.gpu_names)}
 
 
 def shortfalls(need: Need, cap: Capacity) -> list[str]:

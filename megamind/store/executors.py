@@ -51,7 +51,7 @@ def _record(row) -> ExecutorRecord:
 
 _COLUMNS = ("hwid, account_id, hardware, cost, ip, last_seen, online, publish_address,"
             " EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = executors.hwid AND t.holds_executor = 1) AS busy")
-_SIZE_COLUMNS = ("gpu_count", "min_vram_mb", "cpu_count", "cpu_share", "ram_mb", "rating")
+_SIZE_COLUMNS = ("gpu_count", "min_vram_mb", "cpu_count", "cpu_share", "ram_mb", "rating", "gpu_names")
 _SET_SIZE = ", ".join(f"{c} = ?" for c in _SIZE_COLUMNS)
 
 
@@ -71,7 +71,7 @@ class ExecutorStore:
         hwid, token = new_hwid(), new_executor_token()
         await self._db.execute(
             "INSERT INTO executors (hwid, account_id, token_hash, hardware, cost, created_at,"
-            f" {', '.join(_SIZE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f" {', '.join(_SIZE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' * len(_SIZE_COLUMNS))})",
             (hwid, account_id, hash_secret(token), json.dumps(hardware), cost, time.time(),
              *_size(hwid, hardware, cost)),
         )

@@ -170,7 +170,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE executors ADD COLUMN cpu_share REAL NOT NULL DEFAULT 0;
     ALTER TABLE executors ADD COLUMN ram_mb INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE executors ADD COLUMN rating REAL NOT NULL DEFAULT 0;
+    ALTER TABLE executors ADD COLUMN gpu_names TEXT NOT NULL DEFAULT '';
     ALTER TABLE executors ADD COLUMN publish_address TEXT NOT NULL DEFAULT '';
-    CREATE INDEX executors_by_cost ON executors(cost, rating);
+    CREATE INDEX executors_by_cost ON executors(cost, rating DESC, hwid);
     """,
 ]

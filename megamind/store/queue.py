@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from megamind.errors import ExecutorBusy, Unsatisfiable
 from megamind.jobspec import TaskLimits, queue_timed_out
-from megamind.placement import Capacity, Need, Requirements, fits, never_fits, pending_reason, placement_order
+from megamind.placement import Capacity, Need, Requirements, fits, never_fits, pending_reason
 from megamind.protocol import Op
 from megamind.secrets import new_task_id
 from megamind.states import TaskState
@@ -37,16 +37,35 @@ from megamind.store.taskmodel import Command, NewTask, Task, enqueue_command, is
 # Queued tasks a freed executor reads per round, in served order, before looking further.
 QUEUE_PAGE = 64
 
-_EXECUTOR_SIZE = ("e.hwid, e.hardware, e.cost, e.online,"
+_EXECUTOR_SIZE = ("e.hwid, e.cost, e.online, e.gpu_count, e.min_vram_mb, e.cpu_count, e.cpu_share, e.ram_mb,"
+                  " e.rating, e.gpu_names,"
                   " EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1) AS busy")
-# Only what could fit, by the figures kept as columns; `fits` decides the rest (the GPU model).
+# Only what could fit, by the size columns; `fits` decides the rest (every GPU of the model).
 _EXECUTOR_NARROWING = (" e.gpu_count >= ? AND e.min_vram_mb >= ? AND e.cpu_count >= ? AND e.cpu_share >= ?"
-                       " AND e.ram_mb >= ? AND (? IS NULL OR e.cost <= ?) AND (? IS NULL OR e.rating >= ?)")
+                       " AND e.ram_mb >= ? AND (? IS NULL OR e.cost <= ?) AND (? IS NULL OR e.rating >= ?)"
+                       " AND (? IS NULL OR e.gpu_names LIKE ? ESCAPE '\\')")
+_FREE = " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)"
+_PLACEMENT_ORDER = " ORDER BY e.cost, e.rating DESC, e.hwid"
+# Rows read before `fits` is asked of the rest: the SQL narrowing leaves few that do not fit.
+_FIRST_ROWS = 16
 
 
 def _narrowing_args(need: Need) -> tuple:
+    model = None
+    if need.gpu_model:
+        escaped = need.gpu_model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        model = f"%{escaped}%"
     return (need.gpus, need.vram_mb, need.cpus, need.cpu_share - 1e-9, need.ram,
-            need.max_cost, need.max_cost, need.min_rating, need.min_rating)
+            need.max_cost, need.max_cost, need.min_rating, need.min_rating, model, model)
+
+
+async def _first_fit(conn, need: Need, where: str, args: tuple) -> Capacity | None:
+    """The first executor in placement order that fits, reading a few rows unless they all miss."""
+    sql = f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {where}{_PLACEMENT_ORDER}"
+    rows = await conn.execute_fetchall(f"{sql} LIMIT {_FIRST_ROWS}", args)
+    if len(rows) == _FIRST_ROWS and not any(fits(need, Capacity.of_columns(r)) for r in rows):
+        rows = await conn.execute_fetchall(sql, args)
+    return next((cap for cap in map(Capacity.of_columns, rows) if fits(need, cap)), None)
 
 
 @dataclass(frozen=True)
@@ -98,27 +117,20 @@ class Scheduler:
 
     @staticmethod
     async def _cost_of(conn, hwid: str) -> float:
-        row = await (await conn.execute("SELECT cost FROM executors WHERE hwid = ?", (hwid,))).fetchone()
-        return float(row[0]) if row else 0.0
+        rows = await conn.execute_fetchall("SELECT cost FROM executors WHERE hwid = ?", (hwid,))
+        return float(rows[0][0]) if rows else 0.0
 
-    async def _cheapest_free(self, conn, need: Need) -> Capacity | None:
-        rows = await (await conn.execute(
-            f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.online = 1 AND {_EXECUTOR_NARROWING}"
-            " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)",
-            _narrowing_args(need),
-        )).fetchall()
-        candidates = [cap for cap in (_capacity(r) for r in rows) if fits(need, cap)]
-        return min(candidates, key=placement_order, default=None)
+    @staticmethod
+    async def _cheapest_free(conn, need: Need) -> Capacity | None:
+        return await _first_fit(conn, need, f"e.online = 1 AND {_EXECUTOR_NARROWING}{_FREE}", _narrowing_args(need))
 
-    async def _refuse_if_never_fits(self, conn, need: Need) -> None:
-        fitting = await (await conn.execute(
-            f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need),
-        )).fetchall()
-        if any(fits(need, _capacity(r)) for r in fitting):
+    @staticmethod
+    async def _refuse_if_never_fits(conn, need: Need) -> None:
+        if await _first_fit(conn, need, _EXECUTOR_NARROWING, _narrowing_args(need)) is not None:
             return
         # The rare answer reads every executor, to name what none of them has.
-        every = await (await conn.execute(f"SELECT {_EXECUTOR_SIZE} FROM executors e")).fetchall()
-        raise Unsatisfiable(never_fits(need, (_capacity(r) for r in every)))
+        every = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e")
+        raise Unsatisfiable(never_fits(need, map(Capacity.of_columns, every)))
 
     @staticmethod
     async def _insert(conn, taskid: str, new: NewTask, need: Need, now: float, hwid: str | None,
@@ -149,11 +161,10 @@ class Scheduler:
         now = time.time()
         account_id = None
         async with self._db.transaction() as conn:
-            row = await (await conn.execute(
-                f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.hwid = ?", (hwid,))).fetchone()
-            if row is None or not row["online"] or row["busy"]:
+            rows = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.hwid = ?", (hwid,))
+            if not rows or not rows[0]["online"] or rows[0]["busy"]:
                 return None
-            cap = _capacity(row)
+            cap = Capacity.of_columns(rows[0])
             chosen = await self._first_fitting(conn, cap)
             if chosen is None:
                 return None
@@ -174,7 +185,7 @@ class Scheduler:
             keyset = "" if after is None else \
                 " AND (priority < ? OR (priority = ? AND (created_at > ? OR (created_at = ? AND taskid > ?))))"
             keyset_args = () if after is None else (after[0], after[0], after[1], after[1], after[2])
-            rows = await (await conn.execute(
+            rows = await conn.execute_fetchall(
                 "SELECT taskid, account_id, start_payload, requirements, need_cpu_share, need_ram_mb, priority,"
                 " created_at FROM tasks WHERE queued = 1 AND need_gpus <= ? AND need_vram_mb <= ?"
                 " AND need_cpus <= ? AND need_cpu_share <= ? AND need_ram_mb <= ?"
@@ -182,7 +193,7 @@ class Scheduler:
                 f"{keyset} ORDER BY priority DESC, created_at, taskid LIMIT ?",
                 (len(cap.gpu_names), cap.min_vram_mb, cap.cpu_count, cap.cpu_share + 1e-9, cap.ram,
                  cap.cost, cap.rating, *keyset_args, QUEUE_PAGE),
-            )).fetchall()
+            )
             for r in rows:
                 if fits(_need_of(r), cap):
                     return r["taskid"], r["account_id"], json.loads(r["start_payload"])
@@ -205,10 +216,10 @@ class Scheduler:
         """End queued tasks whose queue_timeout has passed, in error; their ids."""
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
-            rows = await (await conn.execute(
+            rows = await conn.execute_fetchall(
                 "SELECT taskid, account_id, queue_timeout FROM tasks WHERE queued = 1 AND queue_deadline <= ?",
                 (now,),
-            )).fetchall()
+            )
             await conn.executemany(
                 "UPDATE tasks SET queued = 0, state = ?, error_msg = ?, finished_at = ?, updated_at = ?"
                 " WHERE taskid = ? AND queued = 1",
@@ -240,9 +251,15 @@ class Scheduler:
         return None if row is None else await self._explain(_need_of(row))
 
     async def _explain(self, need: Need) -> str:
+        if need.gpu_model is None:  # the size columns decide alone: counted in SQL
+            row = await self._db.fetchone(
+                "SELECT count(*), coalesce(sum(1 - e.online), 0), coalesce(sum(CASE WHEN e.online = 1 AND EXISTS"
+                " (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1) THEN 1 ELSE 0 END), 0)"
+                f" FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need))
+            return pending_reason(row[0], row[2], row[1])
         rows = await self._db.fetchall(
             f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE {_EXECUTOR_NARROWING}", _narrowing_args(need))
-        fitting = [r for r in rows if fits(need, _capacity(r))]
+        fitting = [r for r in rows if fits(need, Capacity.of_columns(r))]
         offline = sum(1 for r in fitting if not r["online"])
         busy = sum(1 for r in fitting if r["online"] and r["busy"])
         return pending_reason(len(fitting), busy, offline)
@@ -273,13 +290,14 @@ class Scheduler:
         placed at once if a free executor fits it, else queued again; its start, if placed."""
         now = time.time()
         async with self._db.transaction() as conn:
-            row = await (await conn.execute(
+            rows = await conn.execute_fetchall(
                 "SELECT requirements, need_cpu_share, need_ram_mb, queue_timeout, start_payload FROM tasks"
                 " WHERE taskid = ? AND account_id = ? AND deleted = 0 AND hwid IS NULL AND queued = 0",
                 (taskid, account_id),
-            )).fetchone()
-            if row is None:
+            )
+            if not rows:
                 return None
+            row = rows[0]
             executor = await self._cheapest_free(conn, _need_of(row))
             await conn.execute(
                 "UPDATE tasks SET state = ?, error_msg = '', cancelled = 0, finished_at = NULL, updated_at = ?,"
@@ -303,6 +321,3 @@ def _need_of(row) -> Need:
     return Need.of(Requirements.from_dict(json.loads(row["requirements"])),
                    TaskLimits(cpus=row["need_cpu_share"] or None, memory=row["need_ram_mb"] or None))
 
-
-def _capacity(row) -> Capacity:
-    return Capacity.of(row["hwid"], json.loads(row["hardware"]), row["cost"])
