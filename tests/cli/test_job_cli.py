@@ -21,9 +21,11 @@ ADDTASK = ("POST", "/api/v1/addtask")
 HARDWARE = {"hwid": "h1", "gpus": ["GTX 1060", "GTX 1060"], "cpus": ["Xeon E5"], "ram": 32000, "network": "1gbit",
             "calculated_perfomance_rating": 4.5, "cost": 0.5, "cpu_count": 16, "gpu_memory_mb": [6144, 6144],
             "status": "free", "slots": 1}
-QUEUED = {"taskid": "t2", "image": IMAGE, "priority": 80, "queue_position": 1,
-          "pending_reason": "2 executors fit; both busy", "created_at": time.time() - 120,
-          "queue_deadline": time.time() + 3 * 3600 + 30}
+def queued() -> dict:
+    """A queued task as GET /queue lists it, its times relative to now (the moment of the test)."""
+    return {"taskid": "t2", "image": IMAGE, "priority": 80, "queue_position": 1,
+            "pending_reason": "2 executors fit; both busy", "created_at": time.time() - 120,
+            "queue_deadline": time.time() + 3 * 3600 + 30}
 DETAIL = {
     **TASK, "state": 3, "ip": "203.0.113.7", "hwid": "h1", "executor_online": True, "pending_command": None,
     "phase": None, "progress": None, "results": None, "created_at": time.time() - 600,
@@ -236,7 +238,7 @@ def test_states_of_the_job_model_are_described_for_people():
 
 
 def test_queue_lists_the_waiting_tasks(invoke, fake_api):
-    fake_api.answer("GET", "/api/v1/queue", {"tasks": [QUEUED, {**QUEUED, "taskid": "t3", "queue_position": 2,
+    fake_api.answer("GET", "/api/v1/queue", {"tasks": [queued(), {**queued(), "taskid": "t3", "queue_position": 2,
                                                                 "priority": 50}]})
     result = invoke(["queue"])
     assert result.exit_code == 0, result.output
