@@ -124,6 +124,16 @@ class Api:
             time.sleep(0.1)
         raise AssertionError(f"task {taskid} not in {states} within {timeout}s: {task}")
 
+    def wait_detail(self, taskid: str, predicate, timeout: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout
+        detail = None
+        while time.monotonic() < deadline:
+            detail = self.detail(taskid)
+            if predicate(detail):
+                return detail
+            time.sleep(0.1)
+        raise AssertionError(f"task {taskid} never matched: {detail}")
+
     def wait_logs(self, taskid: str, predicate, timeout: float = 10.0) -> list[str]:
         deadline = time.monotonic() + timeout
         lines: list[str] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import stat
-import time
 from pathlib import Path
 
 from megamind.jobspec import queue_timed_out
@@ -22,17 +21,6 @@ def _submit(api, params: str = SLEEP, **fields) -> str:
                       {"image": "megamind.network/megatest:latest", "params": params, **fields})
     assert answer.status == 200, answer
     return answer.json["taskid"]
-
-
-def _wait_detail(api, taskid: str, predicate, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    detail = None
-    while time.monotonic() < deadline:
-        detail = api.detail(taskid)
-        if predicate(detail):
-            return detail
-        time.sleep(0.1)
-    raise AssertionError(f"task {taskid} never matched: {detail}")
 
 
 def test_tasks_go_to_the_cheapest_executor_that_fits(platform, start_own_executor):
@@ -63,7 +51,7 @@ def test_tasks_go_to_the_cheapest_executor_that_fits(platform, start_own_executo
 
     # The cheapest one that frees up takes it.
     assert api.deltask(on_medium).status == 200
-    assert _wait_detail(api, waiting, lambda d: d["state"] == 3)["hwid"] == medium.hwid
+    assert api.wait_detail(waiting, lambda d: d["state"] == 3)["hwid"] == medium.hwid
 
 
 def test_a_requirement_no_executor_meets_is_refused_at_once(platform, start_own_executor):
@@ -93,7 +81,7 @@ def test_the_queue_drains_in_priority_order_as_tasks_are_deleted(platform, start
     running = holder
     for expected in (high, high_later, low):
         assert api.deltask(running).status == 200
-        _wait_detail(api, expected, lambda d: d["state"] == 3)
+        api.wait_detail(expected, lambda d: d["state"] == 3)
         order.append(expected)
         (container,) = containers_of(engine, expected)
         assert container.labels["network.megamind.hwid"] == ex.hwid

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import uuid
 
 import aiohttp
+import docker
 import pytest
 
 from megamind.config import AgentConfig
@@ -67,3 +71,42 @@ async def rooms(tmp_path):
             handle.cancel_deadline()
         for job in rooms.jobs:
             job.cancel()
+
+
+# --- the real engine, for the modules that test against it ----------------------------------
+
+TEST_LABEL = "megamind.test"
+BUSYBOX_DOCKERFILE = 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+
+
+@pytest.fixture(scope="module")
+def run_label(request) -> str:
+    """The module's own label value: its containers are removed by it."""
+    return f"{request.module.__name__.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def engine(run_label):
+    client = docker.from_env(version="auto")
+    try:
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
+    yield client
+    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_label}"}):
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def busybox_image(engine, run_label, tmp_path_factory):
+    """A local-only image with no CMD: a static busybox FROM scratch, never pushed."""
+    context = tmp_path_factory.mktemp("busybox")
+    shutil.copy(shutil.which("busybox") or "/bin/busybox", context / "busybox")
+    (context / "Dockerfile").write_text(BUSYBOX_DOCKERFILE)
+    tag = f"megamind-test:{run_label}"
+    engine.images.build(path=str(context), tag=tag, rm=True)
+    yield tag
+    with contextlib.suppress(docker.errors.APIError):
+        engine.images.remove(tag, force=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import struct
 import time
 import uuid
@@ -31,6 +30,8 @@ from megamind.executor.follow import (
 )
 from megamind.executor.spec import LOG_CONFIG
 from megamind.protocol import MAX_LINE_CHARS, LogCursor, LogEntry, Stream, StreamPosition
+
+from .conftest import TEST_LABEL
 
 OUT, ERR = Stream.STDOUT, Stream.STDERR
 BASE_S = int(datetime(2024, 3, 5, 7, 8, 9, tzinfo=timezone.utc).timestamp())
@@ -268,41 +269,7 @@ async def test_a_stream_cut_short_is_a_follow_error_after_what_was_whole(fake_en
 
 # --- the real engine ----------------------------------------------------------------------
 
-TEST_LABEL = "megamind.test"
 SEQ_30 = "i=0; while [ $i -lt 30 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done"
-
-
-@pytest.fixture(scope="module")
-def run_label() -> str:
-    return f"follow-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-def engine(run_label):
-    client = docker.from_env(version="auto")
-    try:
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
-    yield client
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_label}"}):
-        with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def busybox_image(engine, run_label, tmp_path_factory):
-    """A local-only image: a static busybox FROM scratch, never pushed."""
-    context = tmp_path_factory.mktemp("busybox")
-    shutil.copy(shutil.which("busybox") or "/bin/busybox", context / "busybox")
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n')
-    tag = f"megamind-test-follow:{run_label}"
-    engine.images.build(path=str(context), tag=tag, rm=True)
-    yield tag
-    with contextlib.suppress(docker.errors.APIError):
-        engine.images.remove(tag, force=True)
 
 
 @pytest.fixture

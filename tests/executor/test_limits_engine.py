@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import time
 import uuid
@@ -31,28 +30,10 @@ from megamind.jobspec import PortRequest, RunSpec, TaskLimits
 from megamind.states import TaskState
 from megamind.taskenv import TASK_ENV
 
-TEST_LABEL = "megamind.test"
+from .conftest import TEST_LABEL
+
 MiB = 1024 * 1024
 NO_NETWORK = Limits(network="none")
-
-
-@pytest.fixture(scope="module")
-def run_label() -> str:
-    return f"limits-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-def engine(run_label):
-    client = docker.from_env(version="auto")
-    try:
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"no Docker engine: {exc}. Run the tests with scripts/test, which starts dockerd.")
-    yield client
-    for container in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={run_label}"}):
-        with contextlib.suppress(APIError):
-            container.remove(force=True)
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -62,28 +43,14 @@ def runtime(engine):
     runtime.close()
 
 
-@pytest.fixture(scope="module")
-def image(engine, run_label, tmp_path_factory):
-    """A local-only image with no CMD: every test gives its command, as a task may."""
-    context = tmp_path_factory.mktemp("busybox")
-    shutil.copy(shutil.which("busybox") or "/bin/busybox", context / "busybox")
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n')
-    tag = f"megamind-test-limits:{run_label}"
-    engine.images.build(path=str(context), tag=tag, rm=True)
-    yield tag
-    with contextlib.suppress(APIError):
-        engine.images.remove(tag, force=True)
-
-
 @pytest.fixture
-def make(runtime, image, run_label):
+def make(runtime, busybox_image, run_label):
     """Create a task's container as the agent does; removed after the test."""
     made = []
 
     def create(spec: RunSpec, limits: Limits = NO_NETWORK, gpus: list[Gpu] | None = None) -> str:
         taskid = f"{run_label}-{uuid.uuid4().hex[:8]}"
-        kwargs = create_kwargs(taskid=taskid, hwid=f"hw-{run_label}", image=image, public_image="megamind.network/t",
+        kwargs = create_kwargs(taskid=taskid, hwid=f"hw-{run_label}", image=busybox_image, public_image="megamind.network/t",
                                params="", limits=limits, gpus=gpus or [], extra_labels={TEST_LABEL: run_label},
                                spec=spec, publish_address="127.0.0.1")
         container_id = runtime.create(kwargs).id

@@ -5,7 +5,6 @@ container labelled ``megamind.test=<this run>`` and removed by that label).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -31,6 +30,8 @@ from megamind.executor.transfer import (
     upload_results,
 )
 from megamind.protocol import TOKEN_HEADER, InputFile
+
+from .conftest import TEST_LABEL
 
 
 def engine_style_tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> list[bytes]:
@@ -202,13 +203,7 @@ async def test_results_are_put_whole_with_their_count_of_left_out_files(api, htt
 
 # --- the real engine ----------------------------------------------------------------------
 
-TEST_LABEL = "megamind.test"
 BUSYBOX = Path(shutil.which("busybox") or "/bin/busybox")
-
-
-@pytest.fixture(scope="module")
-def run_label() -> str:
-    return f"transfer-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="module")
@@ -222,20 +217,6 @@ def runtime(run_label):
     for item in runtime.api.containers(all=True, filters={"label": f"{TEST_LABEL}={run_label}"}):
         runtime.remove(item["Id"])
     runtime.close()
-
-
-@pytest.fixture(scope="module")
-def busybox_image(runtime, run_label, tmp_path_factory):
-    """A local-only image: a static busybox FROM scratch, never pushed."""
-    context = tmp_path_factory.mktemp("busybox")
-    shutil.copy(BUSYBOX, context / "busybox")
-    (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n')
-    tag = f"megamind-test-transfer:{run_label}"
-    runtime.client.images.build(path=str(context), tag=tag, rm=True)
-    yield tag
-    with contextlib.suppress(docker.errors.APIError):
-        runtime.client.images.remove(tag, force=True)
 
 
 @pytest.fixture
