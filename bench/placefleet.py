@@ -12,19 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.procs import Server, bench_server, spawn, stop
+from bench.seed import create_bench_accounts
 from bench.simevents import EventLog
-from megamind.store import Store
-
-
-async def _accounts(db: Path) -> dict[str, str]:
-    """A fresh database with a customer ("bench") and an owner of the executors; their api-keys."""
-    store = await Store.open(db)
-    try:
-        _, bench = await store.accounts.create("bench")
-        _, owner = await store.accounts.create("owner")
-    finally:
-        await store.close()
-    return {"bench": bench, "owner": owner}
 
 
 @dataclass
@@ -44,7 +33,7 @@ class PlacementPlatform:
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         db = self.home / "megamind.db"
-        self.keys = asyncio.run(_accounts(db))
+        self.keys = asyncio.run(create_bench_accounts(db))
         self.server = bench_server(db, "127.0.0.1:9")  # no image is pulled: the executors are simulated
         self.server.start()
         ready, events = self.home / "sim-ready", self.home / "sim-events"

@@ -21,6 +21,7 @@ import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, placement, scale
@@ -104,14 +105,7 @@ def run_scale(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], 
         print("[bench] seeding 100,000 tasks, starting the API and 1,000 simulated executors ...", file=sys.stderr)
         platform.start()
         for name in names:
-            print(f"[bench] {name} ...", file=sys.stderr)
-            started = time.monotonic()
-            try:
-                r, s = SCALE_BENCHMARKS[name].run(platform, quick)
-            except Exception as exc:
-                traceback.print_exc()
-                r, s = [failed_row(name, exc)], []
-            print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
+            r, s = _run_one(name, lambda name=name: SCALE_BENCHMARKS[name].run(platform, quick))
             rows.extend(r)
             series.extend(s)
     except Exception as exc:
@@ -126,17 +120,23 @@ def run_scale(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], 
 def run_own_platform(names: list[str], quick: bool, workdir: Path) -> tuple[list[Row], list]:
     rows, series = [], []
     for name in names:
-        print(f"[bench] {name} ...", file=sys.stderr)
-        started = time.monotonic()
-        try:
-            r, s = OWN_PLATFORM_BENCHMARKS[name].run(quick, workdir)
-        except Exception as exc:
-            traceback.print_exc()
-            r, s = [failed_row(name, exc)], []
-        print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
+        r, s = _run_one(name, lambda name=name: OWN_PLATFORM_BENCHMARKS[name].run(quick, workdir))
         rows.extend(r)
         series.extend(s)
     return rows, series
+
+
+def _run_one(name: str, run: Callable[[], tuple[list[Row], list]]) -> tuple[list[Row], list]:
+    """One benchmark, timed; a failure is its row, and the others still run."""
+    print(f"[bench] {name} ...", file=sys.stderr)
+    started = time.monotonic()
+    try:
+        r, s = run()
+    except Exception as exc:
+        traceback.print_exc()
+        r, s = [failed_row(name, exc)], []
+    print(f"[bench] {name} done in {time.monotonic() - started:.0f} s\n{table(r)}", file=sys.stderr)
+    return r, s
 
 
 def failed_row(name: str, exc: BaseException) -> Row:

@@ -30,7 +30,8 @@ HARDWARE = {"cpus": ["Seeded CPU"], "gpus": [], "ram": 16000, "network": "100mbi
             "calculated_perfomance_rating": 2.0}
 
 
-async def _accounts(path: Path) -> dict[str, str]:
+async def create_bench_accounts(path: Path) -> dict[str, str]:
+    """A fresh database with a customer ("bench") and an owner of the executors; their api-keys."""
     store = await Store.open(path)
     try:
         _, bench = await store.accounts.create("bench")
@@ -42,7 +43,7 @@ async def _accounts(path: Path) -> dict[str, str]:
 
 def seed(path: Path, tasks: int = 100_000) -> dict[str, str]:
     """Create the database at ``path`` with ``tasks`` tasks; returns the two api-keys."""
-    keys = asyncio.run(_accounts(path))
+    keys = asyncio.run(create_bench_accounts(path))
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")

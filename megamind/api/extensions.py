@@ -27,6 +27,7 @@ from megamind.api.schemas import (
 )
 from megamind.errors import Unavailable
 from megamind.imageref import PUBLIC_REGISTRY
+from megamind.placement import Need
 from megamind.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,10 @@ async def task(request: web.Request) -> web.Response:
         "workdir": spec.workdir,
         "limits": spec.limits.to_wire(),
         "priority": detail.priority,
-        "queue_position": await store.scheduler.position(task.taskid) if queued else None,
-        "pending_reason": await store.scheduler.reason(task.taskid) if queued else None,
+        "queue_position": await store.scheduler.position(task.taskid, detail.priority, detail.created_at)
+        if queued else None,
+        "pending_reason": await store.scheduler.explain(Need.of(detail.requirements, spec.limits))
+        if queued else None,
         "ports": [{"container": p.container, "host": p.host,
                    "address": published_address(detail.publish_address, task.ip)} for p in detail.ports],
         "exit_code": detail.exit_code,

@@ -14,15 +14,16 @@ from megamind.api.keys import ACCOUNT, hub_key, store_key
 from megamind.api.schemas import STATUS_OK
 from megamind.errors import ValidationFailed
 from megamind.jobspec import TaskLimits
-from megamind.placement import Need, Requirements, fits
+from megamind.placement import Capacity, Need, Requirements, fits, placement_order
 from megamind.store.executors import ExecutorRecord
 
+# The largest first, the cheaper between equals; by cost, the order placement follows.
 _SORT_KEYS = {
-    "cost": lambda r: (r.cost, -r.capacity.rating, r.hwid),
-    "rating": lambda r: (-r.capacity.rating, r.cost, r.hwid),
-    "ram": lambda r: (-r.capacity.ram, r.cost, r.hwid),
-    "gpus": lambda r: (-len(r.capacity.gpu_names), r.cost, r.hwid),
-    "cpus": lambda r: (-r.capacity.cpu_count, r.cost, r.hwid),
+    "cost": placement_order,
+    "rating": lambda cap: (-cap.rating, cap.cost, cap.hwid),
+    "ram": lambda cap: (-cap.ram, cap.cost, cap.hwid),
+    "gpus": lambda cap: (-len(cap.gpu_names), cap.cost, cap.hwid),
+    "cpus": lambda cap: (-cap.cpu_count, cap.cost, cap.hwid),
 }
 
 
@@ -47,8 +48,7 @@ def status_of(record: ExecutorRecord, online: bool) -> str:
     return "busy" if record.busy else "free"
 
 
-def hardware_figures(record: ExecutorRecord, online: bool) -> dict[str, Any]:
-    cap = record.capacity
+def hardware_figures(record: ExecutorRecord, cap: Capacity, online: bool) -> dict[str, Any]:
     return {
         **hardware_item(record),
         "cpu_count": cap.cpu_count,
@@ -69,9 +69,10 @@ async def hardware(request: web.Request) -> web.Response:
     wanted = query["status"]
     matching = []
     for record in await store.executors.all():
-        online = hub.is_online(record.hwid)
-        if (wanted == "any" or status_of(record, online) == wanted) and fits(need, record.capacity):
-            matching.append((record, online))
-    matching.sort(key=lambda pair: _SORT_KEYS[query["sort"]](pair[0]))
+        online, cap = hub.is_online(record.hwid), record.capacity
+        if (wanted == "any" or status_of(record, online) == wanted) and fits(need, cap):
+            matching.append((record, cap, online))
+    order = _SORT_KEYS[query["sort"]]
+    matching.sort(key=lambda item: order(item[1]))
     page = matching[query["offset"]:query["offset"] + query["limit"]]
-    return json_response({"executors": [hardware_figures(r, online) for r, online in page], "total": len(matching)})
+    return json_response({"executors": [hardware_figures(*item) for item in page], "total": len(matching)})

@@ -202,14 +202,6 @@ class Scheduler:
             last = rows[-1]
             after = (last["priority"], last["created_at"], last["taskid"])
 
-    async def online_free(self) -> list[str]:
-        """Online executors nothing holds: where queued tasks may go after a restart."""
-        rows = await self._db.fetchall(
-            "SELECT e.hwid FROM executors e WHERE e.online = 1"
-            " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)"
-        )
-        return [r["hwid"] for r in rows]
-
     # --- waiting -----------------------------------------------------------------------
 
     async def expire(self, now: float | None = None) -> list[str]:
@@ -229,28 +221,17 @@ class Scheduler:
             self._forget_account(account_id)
         return [r["taskid"] for r in rows]
 
-    async def position(self, taskid: str) -> int | None:
-        """1 for the next task to be placed; None when the task is not queued."""
-        row = await self._db.fetchone(
-            "SELECT priority, created_at FROM tasks WHERE taskid = ? AND queued = 1", (taskid,))
-        if row is None:
-            return None
+    async def position(self, taskid: str, priority: int, created_at: float) -> int:
+        """Where a queued task stands in served order: 1 for the next to be placed."""
         ahead = await self._db.fetchone(
             "SELECT count(*) FROM tasks WHERE queued = 1 AND (priority > ? OR (priority = ?"
             " AND (created_at < ? OR (created_at = ? AND taskid < ?))))",
-            (row[0], row[0], row[1], row[1], taskid),
+            (priority, priority, created_at, created_at, taskid),
         )
         return ahead[0] + 1
 
-    async def reason(self, taskid: str) -> str | None:
-        """Why a queued task waits: how many executors fit it, and what they are doing."""
-        row = await self._db.fetchone(
-            "SELECT requirements, need_cpu_share, need_ram_mb FROM tasks WHERE taskid = ? AND queued = 1",
-            (taskid,),
-        )
-        return None if row is None else await self._explain(_need_of(row))
-
-    async def _explain(self, need: Need) -> str:
+    async def explain(self, need: Need) -> str:
+        """Why a task of this need waits: how many executors fit it, and what they are doing."""
         if need.gpu_model is None:  # the size columns decide alone: counted in SQL
             row = await self._db.fetchone(
                 "SELECT count(*), coalesce(sum(1 - e.online), 0), coalesce(sum(CASE WHEN e.online = 1 AND EXISTS"
@@ -278,7 +259,7 @@ class Scheduler:
         for r in rows:
             key = (r["requirements"], r["need_cpu_share"], r["need_ram_mb"])
             if key not in reasons:
-                reasons[key] = await self._explain(_need_of(r))
+                reasons[key] = await self.explain(_need_of(r))
             items.append(QueuedTask(r["taskid"], r["image"], r["priority"], r["created_at"], r["queue_deadline"],
                                     r["position"], reasons[key]))
         return items

@@ -181,14 +181,14 @@ class TaskStore:
         row = await self._db.fetchone("SELECT start_payload FROM tasks WHERE taskid = ?", (taskid,))
         return json.loads(row["start_payload"]) if row else {}
 
-    async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any] | None = None) -> Command:
-        """Start the task again on its executor, with ``run_payload`` or else the one addtask stored."""
+    async def restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
+        """Start the task again on its executor with ``run_payload`` (`run_payload_of`, as addtask stored it)."""
         try:
             return await self._restart(account_id, taskid, run_payload)
         finally:
             self.listings.forget_account(account_id)
 
-    async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any] | None) -> Command:
+    async def _restart(self, account_id: int, taskid: str, run_payload: dict[str, Any]) -> Command:
         task = await self.get(account_id, taskid)
         if task.hwid is None:
             raise TaskQueued(f"task {taskid} is queued: it starts when an executor is free")
@@ -206,10 +206,6 @@ class TaskStore:
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     (taskid,),
                 )
-                if run_payload is None:
-                    row = await (await conn.execute(
-                        "SELECT start_payload FROM tasks WHERE taskid = ?", (taskid,))).fetchone()
-                    run_payload = json.loads(row[0])
                 return await enqueue_command(conn, task.hwid, taskid, Op.RESTART, run_payload, time.time())
         except sqlite3.IntegrityError as exc:
             if is_live_task_conflict(exc):
@@ -358,12 +354,9 @@ class TaskStore:
         if not taskids:
             return False
         async with self._db.transaction() as conn:
-            released = 0
-            for taskid in taskids:
-                cursor = await conn.execute(
-                    "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND holds_executor = 1"
-                    " AND (deleted = 1 OR cancelled = 1)",
-                    (taskid, hwid),
-                )
-                released += cursor.rowcount
-            return released > 0
+            cursor = await conn.executemany(
+                "UPDATE tasks SET holds_executor = 0 WHERE taskid = ? AND hwid = ? AND holds_executor = 1"
+                " AND (deleted = 1 OR cancelled = 1)",
+                [(taskid, hwid) for taskid in taskids],
+            )
+            return cursor.rowcount > 0

@@ -125,24 +125,10 @@ class Api:
         raise AssertionError(f"task {taskid} not in {states} within {timeout}s: {task}")
 
     def wait_detail(self, taskid: str, predicate, timeout: float = 20.0) -> dict:
-        deadline = time.monotonic() + timeout
-        detail = None
-        while time.monotonic() < deadline:
-            detail = self.detail(taskid)
-            if predicate(detail):
-                return detail
-            time.sleep(0.1)
-        raise AssertionError(f"task {taskid} never matched: {detail}")
+        return poll(lambda: self.detail(taskid), predicate, timeout, f"task {taskid}")
 
     def wait_logs(self, taskid: str, predicate, timeout: float = 10.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            lines = self.logs(taskid)
-            if predicate(lines):
-                return lines
-            time.sleep(0.1)
-        raise AssertionError(f"logs of {taskid} never matched: {lines}")
+        return poll(lambda: self.logs(taskid), predicate, timeout, f"logs of {taskid}")
 
     def wait_free(self, hwid: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -151,3 +137,15 @@ class Api:
                 return
             time.sleep(0.1)
         raise AssertionError(f"executor {hwid} not listed as free within {timeout}s")
+
+
+def poll(read, predicate, timeout: float, what: str):
+    """What ``read`` returns once ``predicate`` holds of it, read every 0.1 s until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = read()
+        if predicate(value):
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} never matched within {timeout}s: {value}")

@@ -25,7 +25,7 @@ async def test_every_change_shows_in_the_next_listing(store, account, hwid):
     assert (await _listing(store, account))[0][3] == "10.1.2.3"
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.ERROR, "exited with code 3")])
     assert (await _listing(store, account))[0][1:3] == (TaskState.ERROR, "exited with code 3")
-    await store.tasks.restart(account.id, task.taskid)
+    await store.tasks.restart(account.id, task.taskid, RUN)
     assert (await _listing(store, account))[0][1] == TaskState.SETUP
     await store.tasks.expire_setup(older_than=float("inf"))
     assert (await _listing(store, account))[0][1:3] == (TaskState.ERROR, "setup timed out")

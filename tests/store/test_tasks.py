@@ -69,7 +69,7 @@ async def test_get_is_scoped_to_the_account(store, account, hwid):
     with pytest.raises(TaskNotFound):
         await store.tasks.delete(bob.id, task.taskid)
     with pytest.raises(TaskNotFound):
-        await store.tasks.restart(bob.id, task.taskid)
+        await store.tasks.restart(bob.id, task.taskid, RUN)
     assert (await store.tasks.get(account.id, task.taskid)).state is TaskState.SETUP
 
 
@@ -108,7 +108,7 @@ async def test_restart_of_finished_task(store, account, hwid):
     await store.tasks.ack_command(hwid, start.id)
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.ERROR, "exited with code 3")])
     assert await store.tasks.busy_executors() == set()
-    command = await store.tasks.restart(account.id, task.taskid)
+    command = await store.tasks.restart(account.id, task.taskid, RUN)
     assert command.op == "restart" and command.payload == RUN
     stored = await store.tasks.get(account.id, task.taskid)
     assert stored.state is TaskState.SETUP and stored.error_msg == ""
@@ -118,10 +118,10 @@ async def test_restart_of_finished_task(store, account, hwid):
 
 async def test_restart_replaces_a_pending_start_but_keeps_a_remove(store, account, hwid):
     task, start = await create(store, account, hwid)
-    restart = await store.tasks.restart(account.id, task.taskid)
+    restart = await store.tasks.restart(account.id, task.taskid, RUN)
     assert await store.tasks.pending_commands(hwid) == [restart]
     orphan_remove = await store.tasks.enqueue(hwid, task.taskid, Op.REMOVE, {})
-    again = await store.tasks.restart(account.id, task.taskid)
+    again = await store.tasks.restart(account.id, task.taskid, RUN)
     assert await store.tasks.pending_commands(hwid) == [orphan_remove, again]
 
 
@@ -131,7 +131,7 @@ async def test_restart_of_finished_task_when_the_executor_is_taken(store, accoun
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
     other, other_start = await create(store, account, hwid)
     with pytest.raises(ExecutorBusy):
-        await store.tasks.restart(account.id, task.taskid)
+        await store.tasks.restart(account.id, task.taskid, RUN)
     # Nothing changed: the task stays stopped, the other keeps the executor, no command queued.
     assert (await store.tasks.get(account.id, task.taskid)).state is TaskState.STOPPED
     assert (await store.tasks.get(account.id, other.taskid)).state is TaskState.SETUP
@@ -255,7 +255,7 @@ async def test_progress_is_shown_in_the_detail_and_reset_by_a_restart(store, acc
     await store.tasks.set_progress(task.taskid, 42.5)
     assert (await store.tasks.detail(account.id, task.taskid)).progress == 42.5
     await store.tasks.set_states(hwid, [(task.taskid, TaskState.STOPPED, "")])
-    await store.tasks.restart(account.id, task.taskid)
+    await store.tasks.restart(account.id, task.taskid, RUN)
     assert (await store.tasks.detail(account.id, task.taskid)).progress is None
 
 
