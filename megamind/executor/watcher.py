@@ -88,19 +88,27 @@ class Watcher:
         await self._conclude(handle, info, status)
 
     async def _conclude(self, handle: TaskHandle, info: ContainerInfo, status: ContainerStatus) -> None:
-        session = self._session()
-        if not self.shipper.following(handle.taskid):
-            # It may have stopped before anyone followed it (a death during its start):
-            # what it printed is read now, from where the copy ends.
-            self.shipper.follow(handle.taskid, info.id)
-        await self.shipper.drained(handle.taskid)
-        if status is ContainerStatus.EXITED:
-            await self._ship_results(handle.taskid, info)
         state, error_msg = task_outcome(info)
-        if await self.shipper.flush(handle.taskid) and await self.reporter.state(
-            handle.taskid, state, error_msg, info.exit_code
-        ):
-            handle.concluded_in = session
+        while True:
+            session = self._session()
+            if not self.shipper.following(handle.taskid):
+                # It may have stopped before anyone followed it (a death during its start):
+                # what it printed is read now, from where the copy ends.
+                self.shipper.follow(handle.taskid, info.id)
+            await self.shipper.drained(handle.taskid)
+            if status is ContainerStatus.EXITED:
+                await self._ship_results(handle.taskid, info)
+            # A new session began meanwhile: its output is read again from the API's
+            # cursor, and the end must wait for that reading, not the one before it.
+            if self._session() != session:
+                continue
+            if not await self.shipper.flush(handle.taskid):
+                return
+            if self._session() != session:
+                continue
+            if await self.reporter.state(handle.taskid, state, error_msg, info.exit_code):
+                handle.concluded_in = session
+            return
 
     async def _ship_results(self, taskid: str, info: ContainerInfo) -> None:
         """What the task left under /megamind/output/, once per run of its container."""

@@ -133,3 +133,34 @@ async def test_a_container_that_died_during_its_start_still_has_its_lines_read(r
     assert end in rooms.sent
     shipped = [e.text for m in rooms.sent[: rooms.sent.index(end)] if isinstance(m, LogBatch) for e in m.entries]
     assert shipped == ["about to fail"]
+
+
+async def test_an_end_concluded_across_a_reconnect_waits_for_the_new_sessions_reading(rooms, monkeypatch):
+    """The link broke while an end was being concluded: the new session reads the output
+    again from the API's cursor, and the end goes out only after that reading shipped."""
+    for round_ in range(10):
+        rooms.sent.clear()
+        handle = await started(rooms, command_id=2 * round_ + 1)
+        rooms.logs.print("t1", *[f"line {i}" for i in range(30)])
+        rooms.docker.exit("t1", 0)
+        real_ship_results = rooms.watcher._ship_results
+        reconnects = []
+
+        async def reconnect_meanwhile(taskid, info):
+            await real_ship_results(taskid, info)
+            if reconnects:
+                return
+            reconnects.append(rooms.session)
+            rooms.sent.clear()  # the API kept none of it
+            rooms.session += 1
+            rooms.shipper.restart_from({}, {"t1": handle.container_id})
+
+        monkeypatch.setattr(rooms.watcher, "_ship_results", reconnect_meanwhile)
+        await rooms.watcher.refresh_locked(handle)
+        monkeypatch.undo()
+        end = StateReport("t1", TaskState.STOPPED, "", 0)
+        assert end in rooms.sent
+        shipped = [e.text for m in rooms.sent[: rooms.sent.index(end)] if isinstance(m, LogBatch) for e in m.entries]
+        assert shipped == [f"line {i}" for i in range(30)]
+        assert handle.concluded_in == rooms.session
+        await rooms.runner.carry_out(Command(2 * round_ + 2, Op.REMOVE, "t1"))
