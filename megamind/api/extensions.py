@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +19,7 @@ from yarl import URL
 from megamind.api.bodies import json_response
 from megamind.api.handlers import hardware_item, task_item
 from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
+from megamind.api.taskdetail import detail_view
 from megamind.api.schemas import (
     executor_item_schema,
     image_item_schema,
@@ -27,6 +27,7 @@ from megamind.api.schemas import (
 )
 from megamind.errors import Unavailable
 from megamind.imageref import PUBLIC_REGISTRY
+from megamind.money import from_micro
 from megamind.placement import Need
 from megamind.states import TaskState
 
@@ -41,62 +42,8 @@ _TAG_LOOKUPS = 8
 
 async def task(request: web.Request) -> web.Response:
     """GET /api/v1/task/{taskid}: gettasklist's object for one task, and what else the API knows."""
-    store, hub = request.app[store_key], request.app[hub_key]
-    detail = await store.tasks.detail(request[ACCOUNT].id, request.match_info["taskid"])
-    task = detail.task
-    online = task.hwid is not None and hub.is_online(task.hwid)
-    item = task_item(task, online or task.hwid is None)
-    state = TaskState(item["state"])
-    queued = detail.queued
-    if queued:
-        phase = "queued"
-    else:
-        phase = hub.phase(task.hwid, task.taskid) if state == TaskState.SETUP and task.hwid else None
-    billed = detail.billed_seconds
-    if task.state == TaskState.RUNNING and detail.started_at is not None:
-        billed += max(0.0, time.time() - detail.started_at)  # the run under way, so far
-    spec = detail.spec
-    return json_response(task_detail_schema.dump({
-        **item,
-        "state_name": state.name.lower(),
-        "hwid": task.hwid,
-        "executor_online": online,
-        "pending_command": detail.pending_command,
-        "phase": phase,
-        "created_at": detail.created_at,
-        "updated_at": detail.updated_at,
-        "progress": detail.progress,
-        "results": detail.results,
-        "requirements": detail.requirements.to_dict(),
-        "command": list(spec.command) if spec.command is not None else None,
-        "env": spec.env,
-        "workdir": spec.workdir,
-        "limits": spec.limits.to_wire(),
-        "priority": detail.priority,
-        "queue_position": await store.scheduler.position(task.taskid, detail.priority, detail.created_at)
-        if queued else None,
-        "pending_reason": await store.scheduler.explain(Need.of(detail.requirements, spec.limits))
-        if queued else None,
-        "ports": [{"container": p.container, "host": p.host,
-                   "address": published_address(detail.publish_address, task.ip)} for p in detail.ports],
-        "exit_code": detail.exit_code,
-        "cancelled": task.cancelled,
-        "price": detail.price,
-        "billed_seconds": round(billed, 3),
-        "cost": round((detail.price or 0.0) * billed / 3600, 6),
-        "placed_at": detail.placed_at,
-        "started_at": detail.started_at,
-        "finished_at": detail.finished_at,
-    }))
-
-
-_EVERY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
-
-
-def published_address(publish_address: str, executor_ip: str) -> str:
-    """Where a customer reaches a published port: the owner's chosen address, or the
-    executor's own when it publishes on every address of its host."""
-    return executor_ip if publish_address in _EVERY_ADDRESS else publish_address
+    detail = await request.app[store_key].tasks.detail(request[ACCOUNT].id, request.match_info["taskid"])
+    return json_response(task_detail_schema.dump(await detail_view(request.app, detail)))
 
 
 async def executors(request: web.Request) -> web.Response:

@@ -174,4 +174,53 @@ MIGRATIONS: list[str] = [
     ALTER TABLE executors ADD COLUMN publish_address TEXT NOT NULL DEFAULT '';
     CREATE INDEX executors_by_cost ON executors(cost, rating DESC, hwid);
     """,
+    # 5: money and history.  Every charge is a row of the append-only ledger, written in
+    # the same transaction as the task's meter moves past it; a task's totals and an
+    # account's balance are kept beside it, in that same transaction.  Money is integer
+    # micro-units.  Deleted tasks stay (deleted = 1) for history: they are read newest first.
+    """
+    ALTER TABLE tasks ADD COLUMN price_micro INTEGER;
+    ALTER TABLE tasks ADD COLUMN run_key REAL;
+    ALTER TABLE tasks ADD COLUMN run_started REAL;
+    ALTER TABLE tasks ADD COLUMN meter_from REAL;
+    ALTER TABLE tasks ADD COLUMN run_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN run_micro INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN meter_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN billed_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN cost_micro INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN deleted_at REAL;
+    UPDATE tasks SET price_micro = CAST(ROUND(price * 1000000) AS INTEGER) WHERE price IS NOT NULL;
+    UPDATE tasks SET billed_ms = CAST(ROUND(billed_seconds * 1000) AS INTEGER);
+    CREATE INDEX history_order ON tasks(account_id, created_at DESC, taskid DESC);
+    CREATE INDEX metered ON tasks(hwid) WHERE meter_from IS NOT NULL;
+    CREATE INDEX runs_of_image ON tasks(image, finished_at) WHERE started_at IS NOT NULL AND finished_at IS NOT NULL;
+    ALTER TABLE accounts ADD COLUMN balance_micro INTEGER;
+    ALTER TABLE accounts ADD COLUMN spend_limit_micro INTEGER;
+    CREATE TABLE charges (
+        id INTEGER PRIMARY KEY,
+        taskid TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        account_id INTEGER NOT NULL,
+        hwid TEXT NOT NULL,
+        owner_id INTEGER NOT NULL,
+        image TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        ms INTEGER NOT NULL,
+        price_micro INTEGER NOT NULL,
+        micro INTEGER NOT NULL,
+        fee_micro INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (taskid, seq)
+    );
+    CREATE INDEX charges_by_account ON charges(account_id, created_at);
+    CREATE INDEX charges_by_owner ON charges(owner_id, created_at);
+    CREATE TABLE credits (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        micro INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    """,
 ]

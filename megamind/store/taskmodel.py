@@ -90,9 +90,42 @@ class TaskDetail:
     started_at: float | None = None
     finished_at: float | None = None
     exit_code: int | None = None
-    billed_seconds: float = 0.0
     ports: tuple[PortMapping, ...] = ()
     publish_address: str = ""  # where the executor publishes ports; "" or 0.0.0.0: its address
+    # The ledger's totals for the task (``store/ledger.py`` keeps them with each charge).
+    billed_ms: int = 0
+    cost_micro: int = 0
+    deleted_at: float | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        """Cancelled by its customer (the platform's own stops end in state 5, not 4)."""
+        return self.task.cancelled and self.task.state == TaskState.STOPPED
+
+
+# One task in full, deleted ones included: `detail_of_row` reads a row of these.
+DETAIL_COLUMNS = (
+    "t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.deleted,"
+    " t.cancelled, e.ip, t.created_at, t.updated_at,"
+    " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1),"
+    " t.progress, t.results_size, t.results_truncated, t.results_at, t.requirements, t.spec,"
+    " t.priority, t.queued, t.queue_timeout, t.price, t.placed_at, t.started_at, t.finished_at,"
+    " t.exit_code, t.ports, e.publish_address, t.billed_ms, t.cost_micro, t.deleted_at"
+)
+DETAIL_FROM = "FROM tasks t LEFT JOIN executors e ON e.hwid = t.hwid"
+
+
+def detail_of_row(row) -> TaskDetail:
+    results = Results(row[14], row[15], row[16]) if row[14] is not None else None
+    return TaskDetail(
+        task_of_row(row, row[9] or ""), row[10], row[11], row[12], row[13], results,
+        requirements=Requirements.from_dict(json.loads(row[17])),
+        spec=RunSpec.from_wire(json.loads(row[18])),
+        priority=row[19], queued=bool(row[20]), queue_timeout=row[21], price=row[22], placed_at=row[23],
+        started_at=row[24], finished_at=row[25], exit_code=row[26],
+        ports=tuple(PortMapping.from_wire(p) for p in json.loads(row[27])),
+        publish_address=row[28] or "", billed_ms=row[29], cost_micro=row[30], deleted_at=row[31],
+    )
 
 
 class StateUpdate(NamedTuple):

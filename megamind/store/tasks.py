@@ -13,20 +13,21 @@ import time
 from typing import Any
 
 from megamind.errors import ExecutorBusy, TaskNotFound, TaskQueued
-from megamind.jobspec import PortMapping, RunSpec
-from megamind.placement import Requirements
 from megamind.protocol import Op
 from megamind.states import TaskState
 from megamind.store.db import Database
 from megamind.store.listings import ListingCache
 from megamind.store.taskmodel import (
     COLUMNS,
+    DETAIL_COLUMNS,
+    DETAIL_FROM,
     Command,
     Results,
     StateChanges,
     StateUpdate,
     Task,
     TaskDetail,
+    detail_of_row,
     enqueue_command,
     is_live_task_conflict,
     task_of_row,
@@ -64,28 +65,12 @@ class TaskStore:
 
     async def detail(self, account_id: int, taskid: str) -> TaskDetail:
         row = await self._db.fetchone(
-            "SELECT t.taskid, t.account_id, t.hwid, t.image, t.params, t.state, t.error_msg, t.deleted,"
-            " t.cancelled, e.ip, t.created_at, t.updated_at,"
-            " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1),"
-            " t.progress, t.results_size, t.results_truncated, t.results_at, t.requirements, t.spec,"
-            " t.priority, t.queued, t.queue_timeout, t.price, t.placed_at, t.started_at, t.finished_at,"
-            " t.exit_code, t.billed_seconds, t.ports, e.publish_address"
-            " FROM tasks t LEFT JOIN executors e ON e.hwid = t.hwid"
-            " WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
+            f"SELECT {DETAIL_COLUMNS} {DETAIL_FROM} WHERE t.taskid = ? AND t.account_id = ? AND t.deleted = 0",
             (taskid, account_id),
         )
         if row is None:
             raise TaskNotFound(f"no task {taskid!r} in this account")
-        results = Results(row[14], row[15], row[16]) if row[14] is not None else None
-        return TaskDetail(
-            task_of_row(row, row[9] or ""), row[10], row[11], row[12], row[13], results,
-            requirements=Requirements.from_dict(json.loads(row[17])),
-            spec=RunSpec.from_wire(json.loads(row[18])),
-            priority=row[19], queued=bool(row[20]), queue_timeout=row[21], price=row[22], placed_at=row[23],
-            started_at=row[24], finished_at=row[25], exit_code=row[26], billed_seconds=row[27],
-            ports=tuple(PortMapping.from_wire(p) for p in json.loads(row[28])),
-            publish_address=row[29] or "",
-        )
+        return detail_of_row(row)
 
     async def inputs_of(self, taskid: str) -> list[str]:
         """The ids of the files the task was given, in the order addtask named them."""
