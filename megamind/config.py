@@ -43,6 +43,15 @@ class ServerConfig:
     # With no flags, server and executor share this folder; see `local_account_key_file`.
     home: Path = DEFAULT_HOME
     create_local_account: bool = False
+    # The platform's share of every charge (0.2: a fifth); owners earn the rest.
+    platform_fee: float = 0.0
+    # How often runs of prepaid or spend-limited accounts are charged and their limits
+    # checked: a balance goes below zero by at most this much run time.
+    meter_interval_s: float = 5.0
+    # Every other run under way is charged this often (its usage shows as it goes).
+    meter_checkpoint_s: float = 60.0
+    # Records of deleted tasks older than this many days are purged (None: kept).
+    history_days: int | None = None
 
     @property
     def local_account_key_file(self) -> Path:

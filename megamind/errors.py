@@ -32,6 +32,8 @@ class ErrorCode(IntEnum):
     RESULTS_NOT_FOUND = 19
     UNSATISFIABLE = 20
     TASK_QUEUED = 21
+    INSUFFICIENT_FUNDS = 22
+    SPEND_LIMIT_REACHED = 23
 
 
 class MegamindError(Exception):
@@ -71,6 +73,8 @@ RequestTimeout = _error("RequestTimeout", ErrorCode.REQUEST_TIMEOUT, 408)
 ResultsNotFound = _error("ResultsNotFound", ErrorCode.RESULTS_NOT_FOUND, 404)
 Unsatisfiable = _error("Unsatisfiable", ErrorCode.UNSATISFIABLE, 422)
 TaskQueued = _error("TaskQueued", ErrorCode.TASK_QUEUED, 409)
+InsufficientFunds = _error("InsufficientFunds", ErrorCode.INSUFFICIENT_FUNDS, 402)
+SpendLimitReached = _error("SpendLimitReached", ErrorCode.SPEND_LIMIT_REACHED, 402)
 
 # code -> (HTTP status, meaning), the documented table (README "Error codes").
 ERROR_TABLE: dict[int, tuple[int, str]] = {
@@ -95,4 +99,6 @@ ERROR_TABLE: dict[int, tuple[int, str]] = {
     ErrorCode.RESULTS_NOT_FOUND: (404, "the task has no results (yet)"),
     ErrorCode.UNSATISFIABLE: (422, "no registered executor could ever meet the requirements or hold the limits"),
     ErrorCode.TASK_QUEUED: (409, "the task is queued: it cannot be restarted before it is placed"),
+    ErrorCode.INSUFFICIENT_FUNDS: (402, "the prepaid balance cannot pay one minute on the executor it would run on"),
+    ErrorCode.SPEND_LIMIT_REACHED: (402, "the account spent its hourly spend limit in the last hour"),
 }

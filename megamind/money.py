@@ -39,3 +39,17 @@ def cost_of(price_micro_per_hour: int, ms: int) -> int:
 def per_minute(price_micro_per_hour: int) -> int:
     """One minute at a price per hour: what a prepaid account must hold to start."""
     return cost_of(price_micro_per_hour, 60_000)
+
+
+def share(amount_micro: int, fraction_micro: int) -> int:
+    """A fraction (in millionths) of an amount, rounded half away from zero, so that a
+    refund gives back exactly the share its charge took."""
+    quotient, remainder = divmod(abs(amount_micro) * fraction_micro, MICRO)
+    rounded = quotient + (1 if 2 * remainder >= MICRO else 0)
+    return rounded if amount_micro >= 0 else -rounded
+
+
+def format_money(micro: int) -> str:
+    """An amount as people write it: up to six decimals, no trailing zeros."""
+    text = f"{Decimal(micro) / MICRO:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text

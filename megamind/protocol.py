@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from megamind.jobspec import PortMapping, RunSpec
 from megamind.logpos import MAX_LINE_CHARS, LogCursor, LogEntry, Stream, StreamPosition  # noqa: F401
 from megamind.states import TaskState
-from megamind.wire import ProtocolError, read_enum, read_field, read_taskid, storable_text
+from megamind.wire import ProtocolError, read_enum, read_field, read_moment, read_taskid, storable_text
 
 AGENT_PATH = "/api/agent/v1/connect"
 REGISTER_PATH = "/api/agent/v1/register"
@@ -37,7 +37,7 @@ RESULTS_PATH = "/api/agent/v1/results/{taskid}"  # PUT: the task's results as ta
 FILES_PATH = "/api/agent/v1/files/{file_id}"  # GET: an input file of a task on this executor
 TOKEN_HEADER = "executor-token"
 # 3: commands carry the task's own command, env, ports and limits (an agent of 2 would drop them).
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 # The contract's gettasklogs is the last 20 stdout lines.
 TAIL_LINES = 20
@@ -107,9 +107,11 @@ class ContainerReport:
     taskid: str
     status: ContainerStatus
     exit_code: int | None = None
+    started_at: float | None = None  # the engine's start of its last run, on the agent's clock
 
     def to_wire(self) -> dict[str, Any]:
-        return {"taskid": self.taskid, "status": self.status.value, "exit_code": self.exit_code}
+        return {"taskid": self.taskid, "status": self.status.value, "exit_code": self.exit_code,
+                "started_at": self.started_at}
 
     @classmethod
     def from_wire(cls, value: Any) -> "ContainerReport":
@@ -119,6 +121,7 @@ class ContainerReport:
             read_taskid(value),
             read_enum(ContainerStatus, read_field(value, "status", str), "status"),
             read_field(value, "exit_code", int, optional=True),
+            read_moment(value, "started_at"),
         )
 
 
@@ -271,13 +274,15 @@ class Command(Message):
 class Inventory(Message):
     type: ClassVar[str] = "inventory"
     containers: tuple[ContainerReport, ...]
+    sent_at: float | None = None  # the agent's clock as it sent this: where its times sit on the API's
 
     def body(self) -> dict[str, Any]:
-        return {"containers": [c.to_wire() for c in self.containers]}
+        return {"containers": [c.to_wire() for c in self.containers], "sent_at": self.sent_at}
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Inventory":
-        return cls(tuple(ContainerReport.from_wire(c) for c in read_field(data, "containers", list)))
+        return cls(tuple(ContainerReport.from_wire(c) for c in read_field(data, "containers", list)),
+                   read_moment(data, "sent_at"))
 
 
 @dataclass(frozen=True)
@@ -288,10 +293,16 @@ class StateReport(Message):
     error_msg: str = ""
     exit_code: int | None = None
     ports: tuple[PortMapping, ...] = ()  # with running: where the task's ports are published
+    # The engine's start and end of the run, and the agent's clock as it sent this; a run
+    # is billed by these (`megamind.metering`).
+    started_at: float | None = None
+    finished_at: float | None = None
+    sent_at: float | None = None
 
     def body(self) -> dict[str, Any]:
         return {"taskid": self.taskid, "state": int(self.state), "error_msg": self.error_msg,
-                "exit_code": self.exit_code, "ports": [p.to_wire() for p in self.ports]}
+                "exit_code": self.exit_code, "ports": [p.to_wire() for p in self.ports],
+                "started_at": self.started_at, "finished_at": self.finished_at, "sent_at": self.sent_at}
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "StateReport":
@@ -304,6 +315,9 @@ class StateReport(Message):
             storable_text(read_field(data, "error_msg", str, optional=True, default=""), MAX_ERROR_CHARS),
             read_field(data, "exit_code", int, optional=True),
             tuple(PortMapping.from_wire(p) for p in read_field(data, "ports", list, optional=True, default=[])),
+            read_moment(data, "started_at"),
+            read_moment(data, "finished_at"),
+            read_moment(data, "sent_at"),
         )
 
 

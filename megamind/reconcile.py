@@ -6,21 +6,22 @@ from dataclasses import dataclass, field
 
 from megamind.protocol import ContainerReport, ContainerStatus, task_state_of
 from megamind.states import TaskState
-from megamind.store.taskmodel import Task
+from megamind.store.taskmodel import StateUpdate, Task
 
 VANISHED = "container vanished"
 
 
 @dataclass
 class Plan:
-    states: list[tuple[str, TaskState, str]] = field(default_factory=list)
+    states: list[StateUpdate] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
     # Deleted or cancelled tasks whose containers are gone: let go (of the executor, if held).
     released: list[str] = field(default_factory=list)
 
 
-def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[str]) -> Plan:
-    """Compare the tasks the API holds for one executor with the containers it has.
+def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[str], clock_shift: float = 0.0) -> Plan:
+    """Compare the tasks the API holds for one executor with the containers it has
+    (``clock_shift``: the API's clock minus the agent's, for the engine's times).
 
     ``pending`` holds the taskids with commands not yet acknowledged: their outcome
     is still to come, so neither the container nor its absence says anything yet.
@@ -42,12 +43,14 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
         # Same state: what the agent's own report said (published ports, the limit that
         # ended it) is more than an inventory line can tell, so it stands.
         if state != task.state:
-            plan.states.append((task.taskid, state, error_msg))
+            started = report.started_at
+            plan.states.append(StateUpdate(task.taskid, state, error_msg, report.exit_code, (), started,
+                                           None if started is None else started + clock_shift))
     for task in tasks:
         if task.taskid in seen:
             continue
         if task.retired:
             plan.released.append(task.taskid)
         elif task.taskid not in pending and task.state.holds_executor:
-            plan.states.append((task.taskid, TaskState.ERROR, VANISHED))
+            plan.states.append(StateUpdate(task.taskid, TaskState.ERROR, VANISHED))
     return plan

@@ -29,6 +29,20 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
+# A moment on a clock as Unix seconds: past 1970 and before the year 5138.
+_LATEST_MOMENT = 1e11
+
+
+def read_moment(data: dict[str, Any], name: str) -> float | None:
+    """An optional Unix time; anything not a finite moment after 1970 is refused."""
+    value = read_field(data, name, (int, float), optional=True)
+    if value is None:
+        return None
+    if not 0 < value < _LATEST_MOMENT:  # also refuses NaN, which compares false
+        raise ProtocolError(f"{name}: not a Unix time")
+    return float(value)
+
+
 def read_enum(enum: type[Enum], value: Any, name: str) -> Any:
     try:
         return enum(value)

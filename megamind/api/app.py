@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 LOCAL_ACCOUNT = "local"
 
 
+DAY_S = 86400
+HISTORY_PURGE_S = 3600.0
+
+
 def create_app(config: ServerConfig) -> web.Application:
     protocol_errors.install()
     app = web.Application(
@@ -50,7 +54,8 @@ def create_app(config: ServerConfig) -> web.Application:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
-    store = await Store.open(config.db_path, log_limit_bytes=config.log_limit_bytes)
+    store = await Store.open(config.db_path, log_limit_bytes=config.log_limit_bytes,
+                             platform_fee=config.platform_fee)
     if config.create_local_account:
         await _ensure_local_account(store, config)
     app[store_key] = store
@@ -86,11 +91,33 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("task %s on %s timed out in setup", taskid, hwid)
             await app[hub_key].fill(hwid)
 
-    app[background_key] = tasks = [
-        asyncio.create_task(_every(config.log_flush_s, store.logs.flush), name="flush-logs"),
-        asyncio.create_task(_every(min(30.0, config.setup_timeout_s), expire_setup), name="expire-setup"),
-        asyncio.create_task(_every(config.queue_sweep_s, expire_queue), name="expire-queue"),
+    async def meter_watched() -> None:
+        # Prepaid and limited accounts are charged often, so a limit is kept within one interval.
+        await store.ledger.tick(watched_only=True)
+        for overdrawn in await store.spending.overdrawn():
+            commands = await store.tasks.halt(overdrawn.account_id, overdrawn.reason)
+            log.info("account %s: %d task(s) %s", overdrawn.account_id, len(commands), overdrawn.reason)
+            for command in commands:
+                await app[hub_key].dispatch(command)
+
+    async def meter_every_run() -> None:
+        await store.ledger.tick(watched_only=False)
+
+    background = [
+        (config.log_flush_s, store.logs.flush, "flush-logs"),
+        (min(30.0, config.setup_timeout_s), expire_setup, "expire-setup"),
+        (config.queue_sweep_s, expire_queue, "expire-queue"),
+        (config.meter_interval_s, meter_watched, "meter-watched"),
+        (config.meter_checkpoint_s, meter_every_run, "meter-checkpoint"),
     ]
+    if config.history_days is not None:
+        async def purge_history() -> None:
+            purged = await store.history.purge(time.time() - config.history_days * DAY_S)
+            if purged:
+                log.info("purged the records of %d deleted task(s) older than %d days", purged, config.history_days)
+
+        background.append((HISTORY_PURGE_S, purge_history, "purge-history"))
+    app[background_key] = tasks = [asyncio.create_task(_every(every, job), name=name) for every, job, name in background]
     yield
     for task in tasks:
         task.cancel()

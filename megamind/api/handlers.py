@@ -45,7 +45,7 @@ def _run_payload(request: web.Request, image: str, params: str, inputs: list[Fil
     }
 
 
-def _run_spec(body: dict[str, Any]) -> RunSpec:
+def run_spec(body: dict[str, Any]) -> RunSpec:
     limits = body.get("limits") or {}
     return RunSpec(
         command=tuple(body["command"]) if body.get("command") is not None else None,
@@ -103,25 +103,32 @@ async def gethwlist(request: web.Request) -> web.Response:
     return json_response([hardware_item(r) for r in hub.online() if r.hwid not in busy])
 
 
+async def validate_pinned(request: web.Request, body: dict[str, Any], spec: RunSpec) -> ExecutorRecord:
+    """The executor an addtask body names, if a task could start there now."""
+    hwid = body["hwid"]
+    if body.get("requirements"):
+        raise ValidationFailed("give hwid or requirements, not both: hwid runs the task exactly there")
+    record = await request.app[store_key].executors.get(hwid)
+    if record is None:
+        raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
+    if not request.app[hub_key].is_online(hwid):
+        raise ExecutorOffline(f"hwid: executor {hwid} is offline")
+    lacking = shortfalls(Need.of(Requirements(), spec.limits), record.capacity)
+    if lacking:
+        raise Unsatisfiable(f"executor {hwid} cannot hold the limits: it lacks {', '.join(lacking)}")
+    return record
+
+
 async def addtask(request: web.Request) -> web.Response:
     body = await read_body(request, add_task_request_schema)
     store, hub = request.app[store_key], request.app[hub_key]
     hwid = body.get("hwid")
-    if hwid is not None and body.get("requirements"):
-        raise ValidationFailed("give hwid or requirements, not both: hwid runs the task exactly there")
     parse_image(body["image"])  # a bad image is answered before the inputs are looked up
     inputs = await _inputs(request, body["inputs"])
-    spec = _run_spec(body)
+    spec = run_spec(body)
     payload = _run_payload(request, body["image"], body["params"], inputs, spec)
     if hwid is not None:
-        record = await store.executors.get(hwid)
-        if record is None:
-            raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
-        if not hub.is_online(hwid):
-            raise ExecutorOffline(f"hwid: executor {hwid} is offline")
-        lacking = shortfalls(Need.of(Requirements(), spec.limits), record.capacity)
-        if lacking:
-            raise Unsatisfiable(f"executor {hwid} cannot hold the limits: it lacks {', '.join(lacking)}")
+        await validate_pinned(request, body, spec)
     placed = await store.scheduler.submit(NewTask(
         _account(request).id, payload["public_image"], body["params"], payload,
         inputs=tuple(f.file_id for f in inputs), hwid=hwid,

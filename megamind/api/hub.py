@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from dataclasses import dataclass, field
 
@@ -132,11 +133,15 @@ class ExecutorHub:
             # Offline at once: the closing handshake below may wait on a silent peer.
             if self._links.get(record.hwid) is link:
                 del self._links[record.hwid]
-                await asyncio.shield(self._store.executors.set_online(record.hwid, False))
+                await asyncio.shield(self._go_offline(record.hwid))
                 log.info("executor %s offline", record.hwid)
         if close_code is not None:
             await ws.close(code=close_code, message=reason)
         return ws
+
+    async def _go_offline(self, hwid: str) -> None:
+        await self._store.executors.set_online(hwid, False)
+        await self._store.ledger.lose_sight(hwid)
 
     async def _greet(self, link: AgentLink, ip: str) -> bool:
         """hello -> welcome, with where the API's copy of each task's output ends.
@@ -176,11 +181,11 @@ class ExecutorHub:
         log.info("executor %s online from %s", hwid, link.record.ip)
         await self.fill(hwid)
 
-    async def _reconcile(self, hwid: str, inventory: tuple[ContainerReport, ...]) -> None:
+    async def _reconcile(self, hwid: str, inventory: tuple[ContainerReport, ...], clock_shift: float) -> None:
         tasks = await self._store.tasks.for_executor(hwid)
         pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
-        plan = reconcile(tasks, list(inventory), pending)
-        await self._apply_states(hwid, [StateUpdate(*state) for state in plan.states])
+        plan = reconcile(tasks, list(inventory), pending, clock_shift)
+        await self._apply_states(hwid, plan.states)
         for taskid in plan.remove:
             await self.dispatch(await self._store.tasks.enqueue(hwid, taskid, Op.REMOVE, {}))
         if await self._store.tasks.release_retired(hwid, plan.released) and self.is_online(hwid):
@@ -203,8 +208,11 @@ class ExecutorHub:
         elif isinstance(message, StateReport):
             if message.state != TaskState.SETUP:
                 link.phases.pop(message.taskid, None)
-            await self._apply_states(hwid, [StateUpdate(message.taskid, message.state, message.error_msg,
-                                                        message.exit_code, message.ports)])
+            shift = _clock_shift(message.sent_at)
+            await self._apply_states(hwid, [StateUpdate(
+                message.taskid, message.state, message.error_msg, message.exit_code, message.ports,
+                message.started_at, _shifted(message.started_at, shift), _shifted(message.finished_at, shift),
+            )])
         elif isinstance(message, PhaseReport):
             # Read only for tasks of this executor (the detail call asks by hwid),
             # so an agent can only describe its own tasks; the map is bounded.
@@ -215,8 +223,11 @@ class ExecutorHub:
             if await self._store.tasks.ack_command(hwid, message.id):
                 await self.fill(hwid)
         elif isinstance(message, Inventory):
-            await self._reconcile(hwid, message.containers)
-            if self._links.get(hwid) is not link:
+            coming_online = self._links.get(hwid) is not link
+            if coming_online:
+                await self._store.ledger.seen_again(hwid)
+            await self._reconcile(hwid, message.containers, _clock_shift(message.sent_at))
+            if coming_online:
                 await self._come_online(link)
         else:
             raise ProtocolError(f"{message.type} is not a message an agent sends now")
@@ -235,7 +246,7 @@ class ExecutorHub:
         # Offline first, while the store is open: the handlers' own goodbyes may come after it closed.
         links, self._links = self._links, {}
         for hwid in links:
-            await self._store.executors.set_online(hwid, False)
+            await self._go_offline(hwid)
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
@@ -249,3 +260,12 @@ def _hardware(hello: Hello) -> dict:
         return _hardware_schema.load(hello.hardware)
     except ValidationError as exc:
         raise ProtocolError(f"hello.hardware: {exc.messages}") from None
+
+
+def _clock_shift(agent_sent_at: float | None) -> float:
+    """The API's clock minus the agent's, as far as one message tells (it left just now)."""
+    return 0.0 if agent_sent_at is None else time.time() - agent_sent_at
+
+
+def _shifted(agent_moment: float | None, shift: float) -> float | None:
+    return None if agent_moment is None else agent_moment + shift

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +26,9 @@ from megamind.api.jobschemas import (
     QueueSchema,
     RequirementsSchema,
 )
+from megamind.api.openapi_history import HISTORY_PATHS, HISTORY_SCHEMAS
+from megamind.api.openapi_money import MONEY_PATHS, MONEY_SCHEMAS
+from megamind.api.openapi_parts import BODY_ERRORS, array_of, error_responses, error_statuses, json_content, operation
 from megamind.api.output import FOLLOW_VALUES, STREAMS
 from megamind.api.schemas import (
     AddTaskRequestSchema,
@@ -44,7 +46,6 @@ from megamind.api.schemas import (
 )
 from megamind.api.uploads import FILE_PART, MULTIPART, OCTET_STREAM
 from megamind.config import ServerConfig
-from megamind.errors import ERROR_TABLE, ErrorCode
 from megamind.imageref import MAX_REFERENCE_LENGTH, PUBLIC_REGISTRY, REFERENCE_PATTERN
 from megamind.store.files import MAX_NAME_BYTES
 
@@ -95,6 +96,8 @@ _SCHEMAS = {
     "HardwareList": HardwareListSchema,
     "QueuedTask": QueuedTaskSchema,
     "Queue": QueueSchema,
+    **HISTORY_SCHEMAS,
+    **MONEY_SCHEMAS,
 }
 
 # imageref.parse_image decides (a bad image is code 16); the spec says the same, so a
@@ -136,10 +139,6 @@ _FIELD_DOCS = {
     },
 }
 
-# Which error answers each kind of call can give, besides those every call can give.
-_COMMON_ERRORS = ("UNAUTHORIZED", "RATE_LIMITED", "INTERNAL", "UNAVAILABLE")
-_BODY_ERRORS = ("BAD_REQUEST", "VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
-                "REQUEST_TIMEOUT", "IMAGE_NOT_ALLOWED")
 _TASKID = {
     "name": "taskid", "in": "path", "required": True, "schema": {"type": "string"},
     "description": "a task id from addtask",
@@ -190,47 +189,16 @@ A task whose executor is offline has not ended. Errors are answered before the f
 """
 
 
-def _json(schema: Any, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _array_of(name: str) -> dict[str, Any]:
-    return {"type": "array", "items": name}
-
-
-def _error_statuses(*names: str) -> list[int]:
-    codes = [ErrorCode[n] for n in (*_COMMON_ERRORS, *names) if n in ErrorCode.__members__]
-    return sorted({ERROR_TABLE[c][0] for c in codes})
-
-
-def _operation(
-    op_id: str, tag: str, summary: str, ok: dict[str, Any], errors: list[int], status: int = 200, **extra: Any
-) -> dict[str, Any]:
-    responses: dict[str, Any] = {str(status): ok}
-    responses.update({str(status): f"Error{status}" for status in errors})
-    return {"operationId": op_id, "tags": [tag], "summary": summary, "responses": responses, **extra}
-
-
-def _error_responses() -> dict[int, dict[str, Any]]:
-    by_status: dict[int, list[str]] = defaultdict(list)
-    for code, (status, meaning) in sorted(ERROR_TABLE.items()):
-        by_status[status].append(f"`{int(code)}` {ErrorCode(code).name.lower()}: {meaning}")
-    return {
-        status: _json("Error", "An error; `code` is one of: " + "; ".join(lines) + ".")
-        for status, lines in by_status.items()
-    }
-
-
 def _paths() -> list[tuple[str, dict[str, Any]]]:
     return [
-        ("/api/v1/gethwlist", {"get": _operation(
+        ("/api/v1/gethwlist", {"get": operation(
             "gethwlist", "contract", "Free executors: online and not running a task",
-            _json(_array_of("HardwareItem"), "One object per free executor"), _error_statuses(),
+            json_content(array_of("HardwareItem"), "One object per free executor"), error_statuses(),
         )}),
-        ("/api/v1/addtask", {"post": _operation(
+        ("/api/v1/addtask", {"post": operation(
             "addtask", "contract", "Start an image of the registry on a free executor",
-            _json("TaskId", "The task is accepted; it starts in state 2 (setup)"),
-            _error_statuses(*_BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE",
+            json_content("TaskId", "The task is accepted; it starts in state 2 (setup)"),
+            error_statuses(*BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE",
                             "UNSATISFIABLE"),
             requestBody={"required": True, "content": {"application/json": {"schema": "AddTaskRequest"}}},
             description="With `hwid`, the task runs exactly there. Without it, it goes to the cheapest free "
@@ -239,80 +207,80 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
                         "online, higher `priority` first, then oldest first; after `queue_timeout` it ends "
                         "in state 5. 422 with code 20 when no registered executor could ever hold it.",
         )}),
-        ("/api/v1/deltask/{taskid}", {"delete": _operation(
+        ("/api/v1/deltask/{taskid}", {"delete": operation(
             "deltask", "contract", "Stop and destroy a task (also when its executor is offline: once back)",
-            _json("Status", "Deleted"), _error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
+            json_content("Status", "Deleted"), error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
         )}),
-        ("/api/v1/gettasklist", {"get": _operation(
+        ("/api/v1/gettasklist", {"get": operation(
             "gettasklist", "contract", "The account's tasks that were not deleted, finished ones included",
-            _json(_array_of("TaskItem"), "One object per task"), _error_statuses(),
+            json_content(array_of("TaskItem"), "One object per task"), error_statuses(),
         )}),
-        ("/api/v1/restarttask/{taskid}", {"post": _operation(
+        ("/api/v1/restarttask/{taskid}", {"post": operation(
             "restarttask", "contract", "Restart a task's container (a finished task starts again)",
-            _json("Status", "Restarting: the state goes through 2 (setup)"),
-            _error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE", "TASK_QUEUED"),
+            json_content("Status", "Restarting: the state goes through 2 (setup)"),
+            error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE", "TASK_QUEUED"),
             parameters=[_TASKID], description="409 with code 21 while the task is queued.",
         )}),
-        ("/api/v1/gettasklogs/{taskid}", {"get": _operation(
+        ("/api/v1/gettasklogs/{taskid}", {"get": operation(
             "gettasklogs", "contract", "The last 20 lines a task wrote to stdout",
-            _json("TaskLogs", "The lines, base64-encoded"), _error_statuses("TASK_NOT_FOUND"),
+            json_content("TaskLogs", "The lines, base64-encoded"), error_statuses("TASK_NOT_FOUND"),
             parameters=[_TASKID],
         )}),
-        ("/api/v1/task/{taskid}", {"get": _operation(
+        ("/api/v1/task/{taskid}", {"get": operation(
             "gettask", "extension", "One task: gettasklist's object and what else the API knows of it",
-            _json("TaskDetail", "The task"), _error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
+            json_content("TaskDetail", "The task"), error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
         )}),
-        ("/api/v1/task/{taskid}/cancel", {"post": _operation(
+        ("/api/v1/task/{taskid}/cancel", {"post": operation(
             "canceltask", "extension", "End a queued, setting-up or running task and keep it",
-            _json("Status", "Cancelled, or ended already (then nothing changes)"),
-            _error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
+            json_content("Status", "Cancelled, or ended already (then nothing changes)"),
+            error_statuses("TASK_NOT_FOUND"), parameters=[_TASKID],
             description="Its container is stopped and removed; its logs and results stay. gettasklist shows "
                         "it in state 4, the task detail `cancelled: true`.",
         )}),
-        ("/api/v1/queue", {"get": _operation(
+        ("/api/v1/queue", {"get": operation(
             "getqueue", "extension", "The account's tasks waiting for an executor, next first",
-            _json("Queue", "The queued tasks, each with its place and why it waits"), _error_statuses(),
+            json_content("Queue", "The queued tasks, each with its place and why it waits"), error_statuses(),
         )}),
-        ("/api/v1/hardware", {"get": _operation(
+        ("/api/v1/hardware", {"get": operation(
             "gethardware", "extension", "Every executor with every figure, filtered, sorted and paged",
-            _json("HardwareList", "The page of matching executors, and how many match"),
-            _error_statuses("VALIDATION_FAILED"), parameters=[{"in": "query", "schema": HardwareQuerySchema}],
+            json_content("HardwareList", "The page of matching executors, and how many match"),
+            error_statuses("VALIDATION_FAILED"), parameters=[{"in": "query", "schema": HardwareQuerySchema}],
             description="gethwlist stays as the contract says; this call also lists busy and offline "
                         "executors. Sizes are what a task can use: the owner's caps, one slot's share.",
         )}),
-        ("/api/v1/executors", {"get": _operation(
+        ("/api/v1/executors", {"get": operation(
             "getexecutors", "extension", "The caller's own executors (as an owner), online or not",
-            _json(_array_of("ExecutorItem"), "One object per executor the account registered"),
-            _error_statuses(),
+            json_content(array_of("ExecutorItem"), "One object per executor the account registered"),
+            error_statuses(),
         )}),
-        ("/api/v1/images", {"get": _operation(
+        ("/api/v1/images", {"get": operation(
             "getimages", "extension", "Every name:tag the platform's registry holds",
-            _json(_array_of("ImageItem"), "One object per tag, sorted by name and tag"),
-            _error_statuses(),
+            json_content(array_of("ImageItem"), "One object per tag, sorted by name and tag"),
+            error_statuses(),
             description="503 (code 15) when the registry cannot be read.",
         )}),
-        ("/api/v1/task/{taskid}/logs", {"get": _operation(
+        ("/api/v1/task/{taskid}/logs", {"get": operation(
             "gettasklines", "extension", "A task's whole log of one stream, as text; or followed as it grows",
             {"description": "The lines, one per line",
              "content": {"text/plain": {"schema": {"type": "string"}}}},
-            _error_statuses("VALIDATION_FAILED", "TASK_NOT_FOUND"), parameters=_LOG_PARAMETERS,
+            error_statuses("VALIDATION_FAILED", "TASK_NOT_FOUND"), parameters=_LOG_PARAMETERS,
             description=_LOGS_DESCRIPTION,
         )}),
-        ("/api/v1/task/{taskid}/results", {"get": _operation(
+        ("/api/v1/task/{taskid}/results", {"get": operation(
             "gettaskresults", "extension", "The files the task left in /megamind/output/, as a tar.gz",
             {"description": "A gzipped tar whose paths are relative to /megamind/output/",
              "headers": {"Content-Disposition": {
                  "schema": {"type": "string"}, "description": 'attachment; filename="<taskid>-results.tar.gz"'}},
              "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
-            _error_statuses("TASK_NOT_FOUND", "RESULTS_NOT_FOUND"), parameters=[_TASKID],
+            error_statuses("TASK_NOT_FOUND", "RESULTS_NOT_FOUND"), parameters=[_TASKID],
             description="Collected by the executor when the task ends (exit, error, limit), up to a bound "
                         "per task (the server's `--results-limit-mb`); a restarted task's replace them. "
                         "404 with code 19 until there are results.",
         )}),
-        ("/api/v1/files", {"post": _operation(
+        ("/api/v1/files", {"post": operation(
             "postfile", "extension", "Upload a file for addtask's inputs",
-            _json("File", "Stored: name it in addtask's inputs"),
-            _error_statuses("BAD_REQUEST", "VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
+            json_content("File", "Stored: name it in addtask's inputs"),
+            error_statuses("BAD_REQUEST", "VALIDATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
                             "REQUEST_TIMEOUT"),
             status=201, parameters=[_FILE_NAME],
             description=f"The body is the file itself ({OCTET_STREAM}), or a {MULTIPART} form holding one "
@@ -327,9 +295,11 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
                     "properties": {FILE_PART: {"type": "string", "format": "binary"}}}},
             }},
         )}),
-        (SPEC_PATH, {"get": _operation(
+        *HISTORY_PATHS,
+        *MONEY_PATHS,
+        (SPEC_PATH, {"get": operation(
             "getopenapi", "extension", "This document (no api-key needed)",
-            _json({"type": "object"}, "The OpenAPI document"), [], security=[],
+            json_content({"type": "object"}, "The OpenAPI document"), [], security=[],
         )}),
     ]
 
@@ -365,7 +335,7 @@ def _build() -> dict[str, Any]:
     spec.components.security_scheme(API_KEY_SCHEME, {"type": "apiKey", "in": "header", "name": "api-key"})
     for name, schema in _SCHEMAS.items():
         spec.components.schema(name, schema=schema)
-    for status, response in _error_responses().items():
+    for status, response in error_responses().items():
         spec.components.response(f"Error{status}", response)
     for path, operations in _paths():
         spec.path(path=path, operations=operations)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from megamind.api import agent_files, agent_handlers, extensions, handlers, jobs, openapi, output
+from megamind.api import agent_files, agent_handlers, extensions, handlers, history, jobs, money, openapi, output
 from megamind.protocol import AGENT_PATH, FILES_PATH, REGISTER_PATH, RESULTS_PATH, SPEEDTEST_PATH
 
 
@@ -19,6 +19,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/task/{taskid}/cancel", jobs.cancel)
     app.router.add_get("/api/v1/queue", jobs.queue)
     app.router.add_get("/api/v1/hardware", jobs.hardware)
+    app.router.add_get("/api/v1/history", history.history)
+    app.router.add_get("/api/v1/tasks", history.live_tasks)
+    app.router.add_post("/api/v1/estimate", money.estimate)
+    app.router.add_get("/api/v1/account", money.account)
+    app.router.add_patch("/api/v1/account", money.set_spend_limit)
+    app.router.add_get("/api/v1/usage", money.usage)
+    app.router.add_get("/api/v1/earnings", money.earnings)
     app.router.add_get("/api/v1/executors", extensions.executors)
     app.router.add_get("/api/v1/images", extensions.images)
     app.router.add_get("/api/v1/task/{taskid}/logs", output.logs)

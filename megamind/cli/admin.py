@@ -11,6 +11,7 @@ import click
 from megamind.api.ratelimit import parse_rate_limit
 from megamind.config import DEFAULT_HOME
 from megamind.errors import MegamindError
+from megamind.money import format_money, to_micro
 from megamind.store import Store
 
 db_option = click.option(
@@ -117,3 +118,25 @@ def set_rate_limit(name: str, key_id: int, limit: str, db_path: Path) -> None:
         click.echo(f"error: {name} has no key {key_id}", err=True)
         sys.exit(1)
     click.echo(f"key {key_id} of {name}: rate limit {limit}")
+
+
+def _amount(ctx, param, value: str) -> str:
+    try:
+        micro = to_micro(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an amount") from None
+    if micro <= 0:
+        raise click.BadParameter("credit a positive amount")
+    return value
+
+
+@admin.command("credit")
+@click.argument("name")
+@click.argument("amount", callback=_amount)
+@click.option("--note", default="", help="Kept with the credit (a payment reference).")
+@db_option
+def credit(name: str, amount: str, note: str, db_path: Path) -> None:
+    """Add AMOUNT of credit to account NAME, making it prepaid: its tasks then stop when
+    the balance is used up, and addtask refuses it when it cannot pay a minute."""
+    balance = _run(_with_store(db_path, lambda store: store.spending.credit(name, amount, note)))
+    click.echo(f"account {name}: balance {format_money(balance)}")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_UP, Decimal
+
+MONEY_STEP = Decimal("0.000001")  # the platform keeps money to six decimals
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Iterable[int] = ()) -> str:
@@ -89,3 +92,16 @@ def until(timestamp: float | None, now: float | None = None) -> str:
         if seconds >= size:
             return f"in {seconds // size}{unit}"
     return f"in {seconds}s"
+
+
+def money(amount: Decimal | float | int) -> str:
+    """``1.5``, ``0.000125``, ``3``: an amount to six decimals at most, without trailing zeros."""
+    exact = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+    # Always six decimals once quantized, so there is a point to trim back to.
+    text = f"{exact.quantize(MONEY_STEP, rounding=ROUND_HALF_UP):f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text  # a tiny negative rounds to nothing, not to "-0"
+
+
+def moment(timestamp: float | None) -> str:
+    """``2026-12-02 15:35`` in local time, for lists that span days; ``-`` for no time."""
+    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))

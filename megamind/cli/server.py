@@ -41,8 +41,17 @@ def _check_rate_limit(ctx, param, value: str) -> str:
 @click.option("--local-account/--no-local-account", default=True, show_default=True,
               help="Create an account 'local' and write its api-key next to the database, "
                    "so that `megamind executor` with no flags can use it.")
+@click.option("--platform-fee", default=ServerConfig.platform_fee, show_default=True, type=click.FloatRange(0, 1),
+              help="The platform's share of every charge (0.2: a fifth); owners earn the rest.")
+@click.option("--meter-interval", default=ServerConfig.meter_interval_s, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds between charges of prepaid and spend-limited accounts' runs: a balance goes "
+                   "below zero by at most this much run time.")
+@click.option("--history-days", default=None, type=click.IntRange(min=1),
+              help="Purge the records of deleted tasks older than this many days.  [default: keep them]")
 def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, rate_limit: str,
-           log_limit_mb: int, results_limit_mb: int, blobs_dir: Path | None, local_account: bool) -> None:
+           log_limit_mb: int, results_limit_mb: int, blobs_dir: Path | None, local_account: bool,
+           platform_fee: float, meter_interval: float, history_days: int | None) -> None:
     """Serve the API until SIGTERM or SIGINT."""
     config = ServerConfig(
         db_path=db_path,
@@ -56,6 +65,9 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         blobs_dir=blobs_dir,
         home=db_path.parent,
         create_local_account=local_account,
+        platform_fee=platform_fee,
+        meter_interval_s=meter_interval,
+        history_days=history_days,
     )
     web.run_app(
         create_app(config),

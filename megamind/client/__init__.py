@@ -13,6 +13,9 @@
     for line in api.follow_logs(taskid):  # every line, until the task ends
         print(line)
     api.download_results(taskid, "results")  # what it wrote under /megamind/output/
+    # what a run would cost before it runs, and what the account spent
+    print(api.estimate("megamind.network/trainer:1.2", requirements=Requirements(gpus=1)).estimated_cost)
+    print(api.account().balance, api.usage(from_="2026-12-01").total)  # amounts are Decimals
 
 ``Client`` blocks (scripts, notebooks); ``AsyncClient`` is the same on asyncio.
 """
@@ -28,15 +31,18 @@ from megamind.client.errors import (
     ExecutorOffline,
     Forbidden,
     ImageNotAllowed,
+    InsufficientFunds,
     InternalError,
     MegamindClientError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PaymentRequired,
     RateLimited,
     RequestTimeout,
     ResultsNotFound,
     RouteNotFound,
+    SpendLimitReached,
     TaskNotFound,
     TaskQueued,
     TransportError,
@@ -58,17 +64,19 @@ from megamind.client.models import (
     TaskLogs,
     TaskState,
 )
-from megamind.client.listings import HardwareDetail, HardwarePage, QueuedTask
+from megamind.client.billing import Account, DayUsage, Earnings, Estimate, ExecutorEarnings, ImageUsage, Usage
+from megamind.client.listings import HardwareDetail, HardwarePage, QueuedTask, TaskPage
 from megamind.client.spec import PortRequest, Requirements, TaskLimits
 from megamind.client.sync import Client
 
 __all__ = [
-    "AccountNotFound", "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "Executor",
-    "ExecutorBusy", "ExecutorNotFound", "ExecutorOffline", "FileInfo", "Forbidden", "HardwareDetail",
-    "HardwareItem", "HardwarePage", "Image", "ImageNotAllowed", "InternalError", "MegamindClientError",
-    "MethodNotAllowed", "NotFound", "PayloadTooLarge", "PortRequest", "PublishedPort", "QueuedTask",
-    "RateLimited", "RequestTimeout", "Requirements", "Results", "ResultsNotFound", "RouteNotFound", "SETTLED",
-    "Task", "TaskLimits", "TaskLogs", "TaskNotFound", "TaskQueued", "TaskState", "TransportError",
-    "Unauthorized", "Unavailable", "UnsafeArchive", "Unsatisfiable", "UnsupportedMediaType",
-    "ValidationFailed", "WaitTimeout",
+    "Account", "AccountNotFound", "ApiError", "AsyncClient", "BadRequest", "Client", "Conflict", "DayUsage",
+    "Earnings", "Estimate", "Executor", "ExecutorBusy", "ExecutorEarnings", "ExecutorNotFound", "ExecutorOffline",
+    "FileInfo", "Forbidden", "HardwareDetail", "HardwareItem", "HardwarePage", "Image", "ImageNotAllowed",
+    "ImageUsage", "InsufficientFunds", "InternalError", "MegamindClientError", "MethodNotAllowed", "NotFound",
+    "PayloadTooLarge", "PaymentRequired", "PortRequest", "PublishedPort", "QueuedTask", "RateLimited",
+    "RequestTimeout", "Requirements", "Results", "ResultsNotFound", "RouteNotFound", "SETTLED",
+    "SpendLimitReached", "Task", "TaskLimits", "TaskLogs", "TaskNotFound", "TaskPage", "TaskQueued", "TaskState",
+    "TransportError", "Unauthorized", "Unavailable", "UnsafeArchive", "Unsatisfiable", "UnsupportedMediaType",
+    "Usage", "ValidationFailed", "WaitTimeout",
 ]

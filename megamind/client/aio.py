@@ -25,15 +25,15 @@ from urllib.parse import quote
 import aiohttp
 
 from megamind.client import archive
+from megamind.client.accountcalls import AccountCalls
 from megamind.client.config import load_settings
 from megamind.client.errors import MegamindClientError, RateLimited, TransportError
 from megamind.client.follow import FOLLOW_IDLE_S, follow, split_lines, tail_of
-from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
+from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs, file_ids
 from megamind.client.listings import HardwarePage, QueuedTask
 from megamind.client.spec import PortSpec, Requirements, TaskLimits, addtask_body, hardware_query
-from megamind.client.transport import Transport
+from megamind.client.transport import Transport, decode_answer, read_answer
 from megamind.states import TaskState
-from megamind.wire import ProtocolError
 
 T = TypeVar("T")
 
@@ -53,8 +53,9 @@ class WaitTimeout(MegamindClientError):
         self.timeout = timeout
 
 
-class AsyncClient:
-    """The customer API's calls, plus the extensions, as coroutines.
+class AsyncClient(AccountCalls):
+    """The customer API's calls, plus the extensions, as coroutines; the account's calls
+    (estimate, account, usage, history, ...) are in megamind.client.accountcalls.
 
     ``api_url`` and ``api_key`` default to ``MEGAMIND_API_URL`` / ``MEGAMIND_API_KEY``,
     then to what ``megamind login`` stored.
@@ -95,7 +96,7 @@ class AsyncClient:
     async def hw_list(self) -> list[HardwareItem]:
         """gethwlist: the executors that are online and free."""
         data = await self._http.call("GET", "/api/v1/gethwlist")
-        return _decode(data, lambda d: [HardwareItem.from_json(i) for i in d])
+        return decode_answer(data, lambda d: [HardwareItem.from_json(i) for i in d])
 
     async def add_task(
         self,
@@ -132,9 +133,9 @@ class AsyncClient:
         body = addtask_body(
             image, params, hwid, requirements=requirements, command=command, env=env, workdir=workdir,
             ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout,
-            file_ids=[i.file_id if isinstance(i, FileInfo) else str(i) for i in inputs],
+            file_ids=file_ids(inputs),
         )
-        return _decode(await self._http.call("POST", "/api/v1/addtask", body), lambda d: str(d["taskid"]))
+        return decode_answer(await self._http.call("POST", "/api/v1/addtask", body), lambda d: str(d["taskid"]))
 
     async def delete_task(self, taskid: str) -> None:
         """deltask: stop the task and destroy its container."""
@@ -143,7 +144,7 @@ class AsyncClient:
     async def task_list(self) -> list[Task]:
         """gettasklist: the account's tasks, finished ones included."""
         data = await self._http.call("GET", "/api/v1/gettasklist")
-        return _decode(data, lambda d: [Task.from_json(i) for i in d])
+        return decode_answer(data, lambda d: [Task.from_json(i) for i in d])
 
     async def restart_task(self, taskid: str) -> None:
         """restarttask: restart the task's container (a finished task starts again)."""
@@ -152,14 +153,14 @@ class AsyncClient:
     async def task_logs(self, taskid: str) -> TaskLogs:
         """gettasklogs: the last 20 lines of the task's stdout, decoded."""
         data = await self._http.call("GET", f"/api/v1/gettasklogs/{_segment(taskid)}")
-        return _decode(data, TaskLogs.from_json)
+        return decode_answer(data, TaskLogs.from_json)
 
     # --- extensions ---------------------------------------------------------------------
 
     async def task(self, taskid: str) -> Task:
         """One task in full: what it asked for, where it runs or its place in the queue, its
         ports, progress, results, cost and times."""
-        return _decode(await self._http.call("GET", f"/api/v1/task/{_segment(taskid)}"), Task.from_json)
+        return decode_answer(await self._http.call("GET", f"/api/v1/task/{_segment(taskid)}"), Task.from_json)
 
     async def cancel(self, taskid: str) -> None:
         """End a queued, setting-up or running task and keep it (state stopped, ``cancelled``):
@@ -186,22 +187,22 @@ class AsyncClient:
         if filters:
             wanted = dataclasses.replace(wanted, **filters)  # an unknown name: TypeError
         query = hardware_query(wanted, status=status, sort=sort, limit=limit, offset=offset)
-        return _decode(await self._http.call("GET", "/api/v1/hardware", params=query), HardwarePage.from_json)
+        return decode_answer(await self._http.call("GET", "/api/v1/hardware", params=query), HardwarePage.from_json)
 
     async def queue(self) -> list[QueuedTask]:
         """The account's tasks waiting for an executor, next first."""
         data = await self._http.call("GET", "/api/v1/queue")
-        return _decode(data, lambda d: [QueuedTask.from_json(i) for i in d["tasks"]])
+        return decode_answer(data, lambda d: [QueuedTask.from_json(i) for i in d["tasks"]])
 
     async def executors(self) -> list[Executor]:
         """The caller's own executors (as an owner), online or not, free or busy."""
         data = await self._http.call("GET", "/api/v1/executors")
-        return _decode(data, lambda d: [Executor.from_json(i) for i in d])
+        return decode_answer(data, lambda d: [Executor.from_json(i) for i in d])
 
     async def images(self) -> list[Image]:
         """Every name:tag of the platform's registry, as ``megamind.network/...`` references."""
         data = await self._http.call("GET", "/api/v1/images")
-        return _decode(data, lambda d: [Image.from_json(i) for i in d])
+        return decode_answer(data, lambda d: [Image.from_json(i) for i in d])
 
     async def openapi(self) -> dict[str, Any]:
         """The API's OpenAPI document."""
@@ -216,7 +217,7 @@ class AsyncClient:
         if tail is not None:
             params["tail"] = str(tail)
         async with self._http.open("GET", _logs_path(taskid), accept="text/plain", params=params) as resp:
-            return split_lines(await _body(resp))
+            return split_lines(await read_answer(resp))
 
     async def follow_logs(self, taskid: str, stream: str = DEFAULT_STREAM,
                           tail: int | None = None) -> AsyncIterator[str]:
@@ -252,7 +253,7 @@ class AsyncClient:
         Raises ResultsNotFound until the task has ended with results.
         """
         async with self._http.open("GET", _results_path(taskid), accept="application/gzip") as resp:
-            return await _body(resp)
+            return await read_answer(resp)
 
     async def download_results(self, taskid: str, directory: str | os.PathLike[str]) -> list[Path]:
         """Unpack the task's results into ``directory`` (made when missing); the files' paths.
@@ -290,12 +291,12 @@ class AsyncClient:
     async def _upload(self, body: Any, name: str) -> FileInfo:
         async with self._http.open("POST", "/api/v1/files", accept="application/json", params={"name": name},
                                    data=body, headers={"Content-Type": "application/octet-stream"}) as resp:
-            raw = await _body(resp)
+            raw = await read_answer(resp)
         try:
             data = json.loads(raw)
         except ValueError:
             raise TransportError(f"the API answered an upload with something that is not JSON: {raw[:200]!r}") from None
-        return _decode(data, FileInfo.from_json)
+        return decode_answer(data, FileInfo.from_json)
 
     # --- waiting ------------------------------------------------------------------------
 
@@ -340,22 +341,6 @@ async def _patiently(call: Callable[[str], Awaitable[T]], taskid: str) -> T:
             return await call(taskid)
         except RateLimited as exc:
             await asyncio.sleep(exc.retry_after or 1.0)
-
-
-async def _body(resp: aiohttp.ClientResponse) -> bytes:
-    try:
-        return await resp.read()
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        raise TransportError(f"the answer to {resp.method} {resp.url.path} stopped coming: {exc}") from None
-
-
-def _decode(data: Any, build: Callable[[Any], T]) -> T:
-    try:
-        return build(data)
-    except (KeyError, TypeError, ValueError, AttributeError, ProtocolError) as exc:
-        raise TransportError(
-            f"the API answered an unexpected shape ({type(exc).__name__}: {exc})"
-        ) from None
 
 
 def _segment(value: str) -> str:

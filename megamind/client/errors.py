@@ -62,6 +62,10 @@ class Conflict(ApiError):
     """The executor cannot take the task now (HTTP 409)."""
 
 
+class PaymentRequired(ApiError):
+    """The account cannot pay for the task now (HTTP 402)."""
+
+
 class InternalError(ApiError): pass
 class BadRequest(ApiError): pass
 class ValidationFailed(ApiError): pass
@@ -83,6 +87,8 @@ class RequestTimeout(ApiError): pass
 class ResultsNotFound(NotFound): pass  # the task has no results (yet)
 class Unsatisfiable(ValidationFailed): pass  # no registered executor could ever meet the requirements
 class TaskQueued(Conflict): pass  # the task waits for an executor: restarting it must wait too
+class InsufficientFunds(PaymentRequired): pass  # a prepaid balance that cannot pay one minute of the task
+class SpendLimitReached(PaymentRequired): pass  # the account's spend limit per hour is used up
 
 
 _BY_NAME: dict[str, type[ApiError]] = {
@@ -107,6 +113,8 @@ _BY_NAME: dict[str, type[ApiError]] = {
     "RESULTS_NOT_FOUND": ResultsNotFound,
     "UNSATISFIABLE": Unsatisfiable,
     "TASK_QUEUED": TaskQueued,
+    "INSUFFICIENT_FUNDS": InsufficientFunds,
+    "SPEND_LIMIT_REACHED": SpendLimitReached,
 }
 
 ERROR_CLASSES: dict[int, type[ApiError]] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import shlex
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, TypeVar
 
@@ -164,6 +165,7 @@ class Task:
     placed_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    deleted: bool | None = None  # known from history, which keeps deleted tasks
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Task":
@@ -200,6 +202,7 @@ class Task:
             placed_at=data.get("placed_at"),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            deleted=_optional(data.get("deleted"), bool),
         )
 
     @property
@@ -229,7 +232,8 @@ class Task:
         }
         for name in ("hwid", "executor_online", "pending_command", "phase", "progress", "created_at",
                      "updated_at", "workdir", "priority", "queue_position", "pending_reason", "exit_code",
-                     "cancelled", "price", "billed_seconds", "cost", "placed_at", "started_at", "finished_at"):
+                     "cancelled", "price", "billed_seconds", "cost", "placed_at", "started_at", "finished_at",
+                     "deleted"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         if self.results is not None:
@@ -261,6 +265,11 @@ class FileInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def file_ids(inputs: Iterable[str | FileInfo]) -> list[str]:
+    """Uploaded files (their ids, or what an upload returned) as addtask's ``inputs``."""
+    return [i.file_id if isinstance(i, FileInfo) else str(i) for i in inputs]
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,16 @@ import asyncio
 import threading
 import os
 import weakref
+from decimal import Decimal
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from megamind.client.accountcalls import StateFilter
 from megamind.client.aio import DEFAULT_STREAM, DEFAULT_TIMEOUT_S, SETTLED, AsyncClient
+from megamind.client.billing import Account, Earnings, Estimate, Usage
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
-from megamind.client.listings import HardwarePage, QueuedTask
+from megamind.client.listings import HardwarePage, QueuedTask, TaskPage, TimeBound
 from megamind.client.spec import PortSpec, Requirements, TaskLimits
 from megamind.states import TaskState
 
@@ -184,6 +187,58 @@ class Client:
 
     def openapi(self) -> dict[str, Any]:
         return self._run(self._async.openapi())
+
+    # the account: money and the tasks over time
+    def estimate(
+        self,
+        image: str,
+        hwid: str | None = None,
+        params: str = "",
+        *,
+        requirements: Requirements | Mapping[str, Any] | None = None,
+        command: str | Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        ports: Iterable[PortSpec] | None = None,
+        limits: TaskLimits | Mapping[str, Any] | None = None,
+        priority: int | None = None,
+        queue_timeout: int | None = None,
+        inputs: Iterable[str | FileInfo] = (),
+    ) -> Estimate:
+        return self._run(self._async.estimate(
+            image, hwid, params, requirements=requirements, command=command, env=env, workdir=workdir,
+            ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout, inputs=inputs,
+        ))
+
+    def account(self) -> Account:
+        return self._run(self._async.account())
+
+    def set_spend_limit(self, per_hour: float | Decimal | None) -> Account:
+        return self._run(self._async.set_spend_limit(per_hour))
+
+    def usage(self, from_: TimeBound | None = None, to: TimeBound | None = None) -> Usage:
+        return self._run(self._async.usage(from_, to))
+
+    def earnings(self, from_: TimeBound | None = None, to: TimeBound | None = None) -> Earnings:
+        return self._run(self._async.earnings(from_, to))
+
+    def history(self, from_: TimeBound | None = None, to: TimeBound | None = None,
+                state: StateFilter | None = None, image: str | None = None, limit: int | None = None,
+                cursor: str | None = None) -> TaskPage:
+        return self._run(self._async.history(from_, to, state, image, limit, cursor))
+
+    def iter_history(self, from_: TimeBound | None = None, to: TimeBound | None = None,
+                     state: StateFilter | None = None, image: str | None = None,
+                     limit: int | None = None) -> Iterator[Task]:
+        return self._iterate(self._async.iter_history(from_, to, state, image, limit))
+
+    def history_csv(self, from_: TimeBound | None = None, to: TimeBound | None = None,
+                    state: StateFilter | None = None, image: str | None = None) -> str:
+        return self._run(self._async.history_csv(from_, to, state, image))
+
+    def tasks_page(self, state: StateFilter | None = None, image: str | None = None, limit: int | None = None,
+                   cursor: str | None = None) -> TaskPage:
+        return self._run(self._async.tasks_page(state, image, limit, cursor))
 
     # output and input
     def logs(self, taskid: str, stream: str = DEFAULT_STREAM, tail: int | None = None) -> list[str]:

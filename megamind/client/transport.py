@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 
 from megamind.client.errors import TransportError, error_for
+from megamind.wire import ProtocolError
+
+T = TypeVar("T")
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error answer is small JSON; more than this is not the API
 
@@ -59,8 +62,13 @@ class Transport:
         return headers
 
     async def call(self, method: str, path: str, body: Any = None, *,
-                   params: Mapping[str, str] | None = None) -> Any:
-        """One JSON call: the decoded answer, or the API's error raised as its class."""
+                   params: Mapping[str, str] | None = None,
+                   parse_float: Callable[[str], Any] | None = None) -> Any:
+        """One JSON call: the decoded answer, or the API's error raised as its class.
+
+        ``parse_float`` builds each JSON number with a fraction from its text (Decimal for
+        amounts of money: exactly what the API wrote, not the nearest binary float).
+        """
         url = self.api_url + path
         with self._translated(method, path):
             async with self._http().request(method, url, json=body, params=params,
@@ -68,7 +76,7 @@ class Transport:
                 raw = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_float=parse_float)
         except ValueError:
             raise TransportError(
                 f"{method} {url} answered HTTP {status} that is not JSON: {raw[:200]!r}"
@@ -119,6 +127,24 @@ class Transport:
             ) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"cannot reach the Megamind API at {self.api_url}: {reason(exc)}") from None
+
+
+async def read_answer(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body of an answer opened with ``Transport.open``."""
+    try:
+        return await resp.read()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise TransportError(f"the answer to {resp.method} {resp.url.path} stopped coming: {exc}") from None
+
+
+def decode_answer(data: Any, build: Callable[[Any], T]) -> T:
+    """``build(data)``; an answer of another shape than the API's is a TransportError."""
+    try:
+        return build(data)
+    except (KeyError, TypeError, ValueError, AttributeError, ProtocolError) as exc:
+        raise TransportError(
+            f"the API answered an unexpected shape ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _error(method: str, url: str, status: int, data: Any, raw: bytes, retry_after: str | None) -> Exception:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -43,11 +44,14 @@ class Reporter:
         self._handles = handles
 
     async def state(self, taskid: str, state: TaskState, error_msg: str = "", exit_code: int | None = None,
-                    ports: tuple[PortMapping, ...] = ()) -> bool:
+                    ports: tuple[PortMapping, ...] = (), *, started_at: float | None = None,
+                    finished_at: float | None = None) -> bool:
+        """``started_at``/``finished_at``: the engine's times of the run, which it is billed by."""
         handle = self._handles.get(taskid)
         if handle is not None:
             handle.last_state, handle.last_error = state, error_msg
-        return await self._send(StateReport(taskid, state, error_msg, exit_code, ports))
+        return await self._send(StateReport(taskid, state, error_msg, exit_code, ports,
+                                            started_at, finished_at, time.time()))
 
     async def phase(self, taskid: str, phase: Phase) -> None:
         await self._send(PhaseReport(taskid, phase))

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from megamind.executor.deadline import RuntimeLimit
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.handle import Reporter, TaskHandle
 from megamind.executor.identity import Identity
-from megamind.executor.outcome import task_outcome
+from megamind.executor.outcome import engine_time, task_outcome
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo
 from megamind.executor.shipper import Shipper
 from megamind.executor.spec import LABEL_TASK, container_name
@@ -82,7 +83,8 @@ class Watcher:
         if status is ContainerStatus.RUNNING:
             self.shipper.follow(handle.taskid, info.id)
             self.runtime_limit.arm(handle, info)
-            await self.reporter.state(handle.taskid, TaskState.RUNNING, ports=info.ports)
+            await self.reporter.state(handle.taskid, TaskState.RUNNING, ports=info.ports,
+                                      started_at=engine_time(info.started_at))
             return
         handle.cancel_deadline()
         await self._conclude(handle, info, status)
@@ -106,7 +108,9 @@ class Watcher:
                 return
             if self._session() != session:
                 continue
-            if await self.reporter.state(handle.taskid, state, error_msg, info.exit_code):
+            if await self.reporter.state(handle.taskid, state, error_msg, info.exit_code,
+                                         started_at=engine_time(info.started_at),
+                                         finished_at=engine_time(info.finished_at)):
                 handle.concluded_in = session
             return
 
@@ -172,11 +176,11 @@ class Watcher:
                     to_look_at.append(handle)
             else:
                 status = ContainerStatus.BUSY
-            reports[info.taskid] = ContainerReport(info.taskid, status, info.exit_code)
+            reports[info.taskid] = ContainerReport(info.taskid, status, info.exit_code, engine_time(info.started_at))
         for taskid, handle in self.handles.items():
             if handle.busy and taskid not in reports:
                 reports[taskid] = ContainerReport(taskid, ContainerStatus.BUSY)
-        return Inventory(tuple(reports.values())), to_look_at
+        return Inventory(tuple(reports.values()), time.time()), to_look_at
 
     async def tell_inventory(self) -> None:
         await self._tell(*await self.inventory())

@@ -9,9 +9,13 @@ from megamind.config import ServerConfig
 from megamind.store.accounts import AccountStore
 from megamind.store.db import Database
 from megamind.store.executors import ExecutorStore
+from megamind.store.estimates import Estimator
 from megamind.store.files import FileStore
+from megamind.store.history import HistoryStore
+from megamind.store.ledger import Ledger
 from megamind.store.logs import LogStore
 from megamind.store.queue import Scheduler
+from megamind.store.spending import Spending
 from megamind.store.sqllogs import SqlLogStore
 from megamind.store.tasks import TaskStore
 
@@ -25,14 +29,21 @@ class Store:
     logs: LogStore
     files: FileStore
     scheduler: Scheduler
+    ledger: Ledger
+    spending: Spending
+    estimates: Estimator
+    history: HistoryStore
 
     @classmethod
-    async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes) -> "Store":
+    async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes,
+                   platform_fee: float = ServerConfig.platform_fee) -> "Store":
         db = Database(path)
         await db.open()
-        tasks = TaskStore(db)
+        ledger = Ledger(db, platform_fee)
+        tasks = TaskStore(db, ledger)
         return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks,
-                   SqlLogStore(db, log_limit_bytes), FileStore(db), Scheduler(db, tasks.listings.forget_account))
+                   SqlLogStore(db, log_limit_bytes), FileStore(db), Scheduler(db, tasks.listings.forget_account),
+                   ledger, Spending(db), Estimator(db), HistoryStore(db))
 
     async def close(self) -> None:
         await self.logs.flush()

@@ -179,7 +179,6 @@ MIGRATIONS: list[str] = [
     # account's balance are kept beside it, in that same transaction.  Money is integer
     # micro-units.  Deleted tasks stay (deleted = 1) for history: they are read newest first.
     """
-    ALTER TABLE tasks ADD COLUMN price_micro INTEGER;
     ALTER TABLE tasks ADD COLUMN run_key REAL;
     ALTER TABLE tasks ADD COLUMN run_started REAL;
     ALTER TABLE tasks ADD COLUMN meter_from REAL;
@@ -189,10 +188,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tasks ADD COLUMN billed_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN cost_micro INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN deleted_at REAL;
-    UPDATE tasks SET price_micro = CAST(ROUND(price * 1000000) AS INTEGER) WHERE price IS NOT NULL;
     UPDATE tasks SET billed_ms = CAST(ROUND(billed_seconds * 1000) AS INTEGER);
     CREATE INDEX history_order ON tasks(account_id, created_at DESC, taskid DESC);
     CREATE INDEX metered ON tasks(hwid) WHERE meter_from IS NOT NULL;
+    -- A task's pending command, which every detail shows.
+    CREATE INDEX pending_by_task ON commands(taskid, id) WHERE done = 0;
     CREATE INDEX runs_of_image ON tasks(image, finished_at) WHERE started_at IS NOT NULL AND finished_at IS NOT NULL;
     ALTER TABLE accounts ADD COLUMN balance_micro INTEGER;
     ALTER TABLE accounts ADD COLUMN spend_limit_micro INTEGER;
@@ -207,7 +207,7 @@ MIGRATIONS: list[str] = [
         period_start REAL NOT NULL,
         period_end REAL NOT NULL,
         ms INTEGER NOT NULL,
-        price_micro INTEGER NOT NULL,
+        price REAL NOT NULL,
         micro INTEGER NOT NULL,
         fee_micro INTEGER NOT NULL,
         created_at REAL NOT NULL,

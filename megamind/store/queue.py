@@ -32,6 +32,7 @@ from megamind.protocol import Op
 from megamind.secrets import new_task_id
 from megamind.states import TaskState
 from megamind.store.db import Database
+from megamind.store.spending import Spending
 from megamind.store.taskmodel import Command, NewTask, Task, enqueue_command, is_live_task_conflict
 
 # Queued tasks a freed executor reads per round, in served order, before looking further.
@@ -100,13 +101,16 @@ class Scheduler:
             async with self._db.transaction() as conn:
                 if new.hwid is not None:
                     cost = await self._cost_of(conn, new.hwid)
+                    await Spending.check_can_start(conn, new.account_id, cost)
                     placed = await self._insert(conn, taskid, new, need, now, new.hwid, cost)
                 else:
                     executor = await self._cheapest_free(conn, need)
                     if executor is None:
-                        await self._refuse_if_never_fits(conn, need)
+                        cheapest = await self._cheapest_fitting(conn, need)
+                        await Spending.check_can_start(conn, new.account_id, cheapest.cost)
                         placed = await self._insert(conn, taskid, new, need, now, None, None)
                     else:
+                        await Spending.check_can_start(conn, new.account_id, executor.cost)
                         placed = await self._insert(conn, taskid, new, need, now, executor.hwid, executor.cost)
         except sqlite3.IntegrityError as exc:
             if is_live_task_conflict(exc):
@@ -125,9 +129,11 @@ class Scheduler:
         return await _first_fit(conn, need, f"e.online = 1 AND {_EXECUTOR_NARROWING}{_FREE}", _narrowing_args(need))
 
     @staticmethod
-    async def _refuse_if_never_fits(conn, need: Need) -> None:
-        if await _first_fit(conn, need, _EXECUTOR_NARROWING, _narrowing_args(need)) is not None:
-            return
+    async def _cheapest_fitting(conn, need: Need) -> Capacity:
+        """The cheapest registered executor, online or not, that fits; 422 when none ever would."""
+        cheapest = await _first_fit(conn, need, _EXECUTOR_NARROWING, _narrowing_args(need))
+        if cheapest is not None:
+            return cheapest
         # The rare answer reads every executor, to name what none of them has.
         every = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e")
         raise Unsatisfiable(never_fits(need, map(Capacity.of_columns, every)))

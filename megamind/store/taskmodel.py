@@ -134,6 +134,11 @@ class StateUpdate(NamedTuple):
     error_msg: str
     exit_code: int | None = None
     ports: tuple[PortMapping, ...] = ()
+    # The engine's word on the run, as the agent reported it: its start on the agent's
+    # clock (which run it is), and its start and end moved onto the API's clock.
+    run_key: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass

@@ -12,10 +12,12 @@ import sqlite3
 import time
 from typing import Any
 
+from megamind import metering
 from megamind.errors import ExecutorBusy, TaskNotFound, TaskQueued
 from megamind.protocol import Op
 from megamind.states import TaskState
 from megamind.store.db import Database
+from megamind.store.ledger import Ledger
 from megamind.store.listings import ListingCache
 from megamind.store.taskmodel import (
     COLUMNS,
@@ -44,8 +46,9 @@ class TaskStore:
     listings it touches after it commits.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ledger: Ledger) -> None:
         self._db = db
+        self._ledger = ledger
         self.listings: ListingCache[Task] = ListingCache()
 
     def forget_listings(self) -> None:
@@ -118,11 +121,13 @@ class TaskStore:
             # A live task keeps holding its executor until the agent says the container is
             # gone (`ack_command` of the remove): until then it may still run there.
             changed = await conn.execute(
-                "UPDATE tasks SET deleted = 1, queued = 0, updated_at = ? WHERE taskid = ? AND deleted = 0",
-                (now, taskid),
+                "UPDATE tasks SET deleted = 1, deleted_at = ?, queued = 0, updated_at = ?"
+                " WHERE taskid = ? AND deleted = 0",
+                (now, now, taskid),
             )
             if changed.rowcount == 0:
                 raise TaskNotFound(f"no task {taskid!r} in this account")
+            await self._ledger.step(conn, taskid, lambda meter: metering.halt(meter, now))
             row = await (await conn.execute("SELECT hwid FROM tasks WHERE taskid = ?", (taskid,))).fetchone()
             if row["hwid"] is None:  # taken out of the queue: no container anywhere
                 return None
@@ -150,16 +155,36 @@ class TaskStore:
                 return None  # ended already: nothing changes
             await conn.execute(
                 "UPDATE tasks SET state = ?, error_msg = '', cancelled = 1, queued = 0, finished_at = ?,"
-                " updated_at = ?, billed_seconds = billed_seconds"
-                " + CASE WHEN state = ? AND started_at IS NOT NULL THEN ? - started_at ELSE 0 END"
-                " WHERE taskid = ?",
-                (int(TaskState.STOPPED), now, now, int(TaskState.RUNNING), now, taskid),
+                " updated_at = ? WHERE taskid = ?",
+                (int(TaskState.STOPPED), now, now, taskid),
             )
+            await self._ledger.step(conn, taskid, lambda meter: metering.halt(meter, now))
             if row["hwid"] is None:
                 return None
             # It keeps its executor until the agent says the container is gone, as a deleted task does.
             await conn.execute("UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,))
             return await enqueue_command(conn, row["hwid"], taskid, Op.REMOVE, {}, now)
+
+    async def halt(self, account_id: int, reason: str) -> list[Command]:
+        """The platform stops every live task of the account (queued ones included): state 5
+        with ``reason``, charged up to now and not after; the removes to send."""
+        now = time.time()
+        commands: list[Command] = []
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE tasks SET state = ?, error_msg = ?, cancelled = 1, queued = 0, queue_deadline = NULL,"
+                " finished_at = ?, updated_at = ? WHERE account_id = ? AND deleted = 0 AND cancelled = 0"
+                " AND state IN (?, ?) RETURNING taskid, hwid",
+                (int(TaskState.ERROR), reason, now, now, account_id, int(TaskState.SETUP), int(TaskState.RUNNING)),
+            )
+            for taskid, hwid in await cursor.fetchall():
+                await self._ledger.step(conn, taskid, lambda meter: metering.halt(meter, now))
+                if hwid is None:
+                    continue
+                await conn.execute("UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0", (taskid,))
+                commands.append(await enqueue_command(conn, hwid, taskid, Op.REMOVE, {}, now))
+        self.listings.forget_account(account_id)
+        return commands
 
     async def run_payload_of(self, taskid: str) -> dict[str, Any]:
         """The start command's fields as addtask gave them, for a restart."""
@@ -187,6 +212,8 @@ class TaskStore:
                 )
                 if updated.rowcount == 0:  # deleted since it was read: no restart to queue
                     raise TaskNotFound(f"no task {taskid!r} in this account")
+                now = time.time()
+                await self._ledger.step(conn, taskid, lambda meter: metering.halt(meter, now))
                 await conn.execute(
                     "UPDATE commands SET done = 1 WHERE taskid = ? AND done = 0 AND op != 'remove'",
                     (taskid,),
@@ -242,27 +269,27 @@ class TaskStore:
             return result
         changed = result.changed
         now = time.time()
-        running, finished = int(TaskState.RUNNING), (int(TaskState.STOPPED), int(TaskState.ERROR))
+        running = int(TaskState.RUNNING)
         async with self._db.transaction() as conn:
             for update in (StateUpdate(*u) for u in updates):
                 state, ports = int(update.state), json.dumps([p.to_wire() for p in update.ports])
+                started = min(update.started_at, now) if update.started_at is not None else now
+                finished = min(update.finished_at, now) if update.finished_at is not None else now
                 try:
-                    # Times and billed seconds follow the state: a run starts when running is
-                    # first seen and is counted when the task leaves running.
+                    # A run starts when the engine started it and ends when the engine says it
+                    # ended (else: when the API heard of it).
                     cursor = await conn.execute(
                         "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?,"
                         " exit_code = ?, ports = ?,"
-                        " started_at = CASE WHEN ? = ? AND state != ? THEN ? ELSE started_at END,"
-                        " finished_at = CASE WHEN ? IN (?, ?) THEN ? ELSE NULL END,"
-                        " billed_seconds = billed_seconds + CASE WHEN state = ? AND ? != ?"
-                        " AND started_at IS NOT NULL THEN ? - started_at ELSE 0 END"
+                        " started_at = CASE WHEN ? = ? AND (state != ? OR started_at IS NULL) THEN ?"
+                        " ELSE started_at END,"
+                        " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
                         " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND cancelled = 0"
                         " AND (state != ? OR error_msg != ? OR ports != ?)",
                         (state, update.error_msg, int(update.state.holds_executor), now,
                          update.exit_code, ports,
-                         state, running, running, now,
-                         state, *finished, now,
-                         running, state, running, now,
+                         state, running, running, started,
+                         int(update.state.finished), finished,
                          update.taskid, hwid, state, update.error_msg, ports),
                     )
                 except sqlite3.IntegrityError as exc:
@@ -276,6 +303,7 @@ class TaskStore:
                 if cursor.rowcount:
                     changed.append(update.taskid)
                     result.freed = result.freed or not update.state.holds_executor
+                    await self._ledger.step(conn, update.taskid, _meter_move(update, now))
         self.listings.forget_tasks(changed)
         return result
 
@@ -345,3 +373,11 @@ class TaskStore:
                 [(taskid, hwid) for taskid in taskids],
             )
             return cursor.rowcount > 0
+
+
+def _meter_move(update: StateUpdate, now: float):
+    """What a reported state does to the task's meter: running opens or continues a run;
+    anything else ends the run under way, at the engine's end when it gave one."""
+    if update.state == TaskState.RUNNING:
+        return lambda meter: metering.running(meter, update.run_key, update.started_at, now)
+    return lambda meter: metering.ended(meter, update.finished_at, now)

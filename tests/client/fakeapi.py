@@ -17,6 +17,27 @@ from aiohttp import web
 
 TASK = {"taskid": "t1", "ip": "", "image": "megamind.network/helloworld:latest", "params": "", "state": 2,
         "error_msg": ""}
+FREE = {"hwid": "h1", "gpus": ["GTX 1060"], "cpus": ["Xeon E5"], "ram": 32000, "network": "1gbit",
+        "calculated_perfomance_rating": 4.5, "cost": 0.5}
+
+# The money calls' answers, as the API writes them.
+ESTIMATE = {"fits": 3, "free": [FREE, {**FREE, "hwid": "h2", "cost": 0.75}], "queue_position": 0, "price": 0.5,
+            "estimated_time_seconds": 7200, "estimated_cost": 1.0}
+ACCOUNT = {"name": "alice", "balance": 12.345678, "spent_today": 0.1, "spent_month": 3.25,
+           "spend_limit_per_hour": 2.5, "spent_last_hour": 0.05}
+USAGE = {"total": 3.25, "billed_seconds": 23400,
+         "days": [{"day": "2026-12-01", "billed_seconds": 16200, "spent": 2.25},
+                  {"day": "2026-12-02", "billed_seconds": 7200, "spent": 1.0}],
+         "images": [{"image": "megamind.network/trainer:1", "tasks": 2, "billed_seconds": 23400, "spent": 3.25}]}
+EARNINGS = {"total": 4.5, "executors": [{"hwid": "h1", "billed_seconds": 28800, "earned": 4.0},
+                                        {"hwid": "h2", "billed_seconds": 3600, "earned": 0.5}]}
+HISTORY_CSV = "taskid,image,state,created_at,billed_seconds,cost,deleted\nt1,helloworld,3,1764633600,60,0.01,false\n"
+
+
+def task_page(*tasks: dict, total: int | None = None, next_cursor: str | None = None) -> dict:
+    """A page of history or of the live tasks: these tasks, and a cursor when there are more."""
+    return {"tasks": list(tasks), "total": len(tasks) if total is None else total,
+            "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
 @dataclass
@@ -25,12 +46,14 @@ class Request:
     path: str
     query: dict[str, str]
     body: Any  # the JSON body, or None
+    accept: str  # the Accept header
 
 
 class FakeApi:
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        # (method, path) -> a JSON answer, a (status, JSON) pair, or a list of them given in turn.
+        # (method, path) -> a JSON answer, a (status, JSON) pair, or a list of them given in turn;
+        # a string is answered as text/csv.
         self.answers: dict[tuple[str, str], Any] = {}
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -50,12 +73,15 @@ class FakeApi:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else None
-        self.requests.append(Request(request.method, request.path, dict(request.query), body))
+        self.requests.append(Request(request.method, request.path, dict(request.query), body,
+                                     request.headers.get("Accept", "")))
         queued = self.answers.get((request.method, request.path))
         if not queued:
             return web.json_response({"code": 6, "message": f"no route {request.path}"}, status=404)
         answer = queued.pop(0) if len(queued) > 1 else queued[0]
         status, data = answer if isinstance(answer, tuple) else (200, answer)
+        if isinstance(data, str):
+            return web.Response(text=data, status=status, content_type="text/csv")
         return web.json_response(data, status=status)
 
     def _run(self, coro: Any) -> Any:

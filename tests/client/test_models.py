@@ -14,6 +14,7 @@ from megamind.client import (
     HardwarePage,
     ImageNotAllowed,
     NotFound,
+    PaymentRequired,
     PublishedPort,
     QueuedTask,
     Requirements,
@@ -137,6 +138,8 @@ def test_the_error_classes_match_the_documented_statuses():
             assert issubclass(cls, NotFound), cls
         if status == 409:
             assert issubclass(cls, Conflict), cls
+        if status == 402:
+            assert issubclass(cls, PaymentRequired), cls
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -231,11 +234,11 @@ def test_a_queued_task_of_the_queue():
 
 
 def test_a_malformed_job_field_is_a_transport_error():
-    from megamind.client.aio import _decode
+    from megamind.client.transport import decode_answer
     with pytest.raises(TransportError, match="unexpected shape"):
-        _decode({**DETAIL, "limits": {"memory": "lots"}}, Task.from_json)
+        decode_answer({**DETAIL, "limits": {"memory": "lots"}}, Task.from_json)
     with pytest.raises(TransportError, match="unexpected shape"):
-        _decode({"executors": [{"hwid": "h"}], "total": 1}, HardwarePage.from_json)
+        decode_answer({"executors": [{"hwid": "h"}], "total": 1}, HardwarePage.from_json)
 
 
 def test_job_errors_have_their_classes():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import uuid
 
@@ -17,7 +18,7 @@ from megamind.executor.identity import Identity
 from megamind.executor.runner import Runner
 from megamind.executor.shipper import Shipper
 from megamind.executor.watcher import Watcher
-from megamind.protocol import Message
+from megamind.protocol import Message, StateReport
 
 from .fakes import FakeDocker, FakeImages, FakeLogs
 
@@ -25,6 +26,7 @@ from .fakes import FakeDocker, FakeImages, FakeLogs
 class Rooms:
     def __init__(self, tmp_path, http) -> None:
         self.sent: list[Message] = []
+        self.sent_as_is: list[Message] = []
         self.link_up = True
         self.session = 1
         self.handles: dict[str, TaskHandle] = {}
@@ -45,6 +47,10 @@ class Rooms:
     async def send(self, message: Message) -> bool:
         if not self.link_up:
             return False
+        self.sent_as_is.append(message)
+        # What was said, without the clocks it was said by (``sent_as_is`` keeps them).
+        if isinstance(message, StateReport):
+            message = dataclasses.replace(message, started_at=None, finished_at=None, sent_at=None)
         self.sent.append(message)
         return True
 

@@ -1,11 +1,11 @@
 """The watcher against a fake engine: a task's end goes out after its last lines."""
 
 import asyncio
+import time
 
 from megamind.executor.handle import TaskHandle
 from megamind.protocol import (
     Command,
-    ContainerReport,
     ContainerStatus,
     LogBatch,
     LogCursor,
@@ -39,13 +39,14 @@ async def test_an_end_not_reported_in_this_session_is_busy_in_the_inventory(room
     rooms.docker.exit("t1", 0)
     rooms.session = 2  # a new link: what was said before may not have arrived
     inventory, _ = await rooms.watcher.inventory()
-    assert inventory.containers == (ContainerReport("t1", ContainerStatus.BUSY, 0),)
+    assert [(c.taskid, c.status, c.exit_code) for c in inventory.containers] == [("t1", ContainerStatus.BUSY, 0)]
     await rooms.watcher.tell_inventory()
     await rooms.settle()
     assert rooms.sent[-1] == StateReport("t1", TaskState.STOPPED, "", 0)
     assert handle.concluded_in == 2
     inventory, to_look_at = await rooms.watcher.inventory()
-    assert inventory.containers == (ContainerReport("t1", ContainerStatus.EXITED, 0),) and to_look_at == []
+    assert [(c.taskid, c.status, c.exit_code) for c in inventory.containers] == [("t1", ContainerStatus.EXITED, 0)]
+    assert to_look_at == []
 
 
 async def test_an_end_whose_lines_could_not_go_is_not_reported(rooms):
@@ -164,3 +165,18 @@ async def test_an_end_concluded_across_a_reconnect_waits_for_the_new_sessions_re
         assert shipped == [f"line {i}" for i in range(30)]
         assert handle.concluded_in == rooms.session
         await rooms.runner.carry_out(Command(2 * round_ + 2, Op.REMOVE, "t1"))
+
+
+async def test_an_end_carries_the_engines_times_of_the_run_and_the_agents_clock(rooms):
+    handle = await started(rooms)
+    container = rooms.docker.by_task("t1")
+    container.started_at = "2026-12-02T10:00:00.250000000Z"
+    rooms.docker.exit("t1", 0)
+    container.finished_at = "2026-12-02T10:00:03.750000000Z"
+    await rooms.watcher.refresh_locked(handle)
+    end = [m for m in rooms.sent_as_is if isinstance(m, StateReport) and m.state is TaskState.STOPPED][-1]
+    assert abs(end.finished_at - end.started_at - 3.5) < 1e-6
+    assert abs(end.started_at - 1796205600.25) < 1e-6
+    assert abs(end.sent_at - time.time()) < 5
+    inventory, _ = await rooms.watcher.inventory()
+    assert abs(inventory.containers[0].started_at - 1796205600.25) < 1e-6 and inventory.sent_at is not None

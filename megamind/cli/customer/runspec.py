@@ -1,9 +1,11 @@
-"""`megamind run`'s job options: what the executor must have, the task's command,
-environment, folder, ports, limits and its place in the queue; parsed into add_task's
-fields, with the ranges of megamind.jobspec.
+"""`megamind run`'s options: the image, where it goes, its params and inputs, and the job
+options (what the executor must have, the task's command, environment, folder, ports,
+limits and its place in the queue); parsed into add_task's fields, with the ranges of
+megamind.jobspec.
 
-The requirement options are `megamind hw`'s filters too, so that what `hw` lists is
-where `run` with the same options may go.
+`megamind estimate` takes the same options (``run_options``), so that what it says is
+what `run` with them would do. The requirement options are `megamind hw`'s filters too,
+so that what `hw` lists is where `run` with the same options may go.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Any
 
 import click
 
+from megamind.cli.customer.inputs import file_argument
 from megamind.client import PortRequest, Requirements, TaskLimits
 from megamind.client.spec import check_env, port_request
+from megamind.imageref import PUBLIC_REGISTRY
 from megamind.jobspec import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE_TIMEOUT_S,
@@ -151,6 +155,33 @@ run_job_options = [
                  help=f"How long it may wait for an executor before it ends in error "
                       f"(default {DEFAULT_QUEUE_TIMEOUT_S})."),
 ]
+
+
+# Everything `run` and `estimate` both take: the image, then where and what it runs.
+run_options = [
+    click.argument("image"),
+    click.option("--hwid", help="Run on exactly this executor (an HWID from `megamind hw`); without it the "
+                                "platform picks the cheapest free one that meets the requirements below, "
+                                "or queues the task until one is free."),
+    click.option("--params", default="", show_default=True,
+                 help="A string handed unchanged to the task's process, as $MEGAMIND_PARAMS."),
+    click.option("--input", "inputs", multiple=True, type=file_argument, metavar="FILE",
+                 help="Upload FILE and give it to the task as /megamind/input/<its name> (repeatable)."),
+    *run_job_options,
+]
+
+
+def full_image(image: str) -> str:
+    """``helloworld`` and ``ml/trainer:2`` are short for ``megamind.network/...``.
+
+    As in Docker, a first component holding ``.`` or ``:`` (or ``localhost``) followed
+    by ``/`` names a registry; such an image is sent as given (and refused unless it
+    is megamind.network's).
+    """
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return image
+    return f"{PUBLIC_REGISTRY}/{image}"
 
 
 def job_fields(hwid: str | None, values: dict[str, Any]) -> dict[str, Any]:

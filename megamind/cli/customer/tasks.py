@@ -1,4 +1,4 @@
-"""Tasks: run one, list them, look at one, restart and remove them."""
+"""Tasks: run one (after its estimate), list them, look at one, restart and remove them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from megamind.cli import render
-from megamind.cli.customer.inputs import check_names, file_argument, upload_inputs
-from megamind.cli.customer.runspec import CommandAfterDashes, job_fields, run_job_options
+from megamind.cli.customer.inputs import check_names, upload_inputs
+from megamind.cli.customer.runspec import CommandAfterDashes, full_image, job_fields, run_options
 from megamind.cli.customer.session import (
     EXIT_API_ERROR,
     EXIT_TASK_FAILED,
@@ -22,9 +22,18 @@ from megamind.cli.customer.session import (
     print_json,
     with_options,
 )
+from megamind.cli.customer.spending import confirm_run
 from megamind.cli.customer.taskview import inspect_rows, wait_settled
-from megamind.client import ApiError, Client, ExecutorBusy, TaskState, Unauthorized, Unsatisfiable
-from megamind.imageref import PUBLIC_REGISTRY
+from megamind.client import (
+    ApiError,
+    Client,
+    ExecutorBusy,
+    InsufficientFunds,
+    SpendLimitReached,
+    TaskState,
+    Unauthorized,
+    Unsatisfiable,
+)
 
 STATE_NAMES = [s.name.lower() for s in TaskState]
 
@@ -45,33 +54,14 @@ wait_options = [
 ]
 
 
-def full_image(image: str) -> str:
-    """``helloworld`` and ``ml/trainer:2`` are short for ``megamind.network/...``.
-
-    As in Docker, a first component holding ``.`` or ``:`` (or ``localhost``) followed
-    by ``/`` names a registry; such an image is sent as given (and refused unless it
-    is megamind.network's).
-    """
-    first, slash, _ = image.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return image
-    return f"{PUBLIC_REGISTRY}/{image}"
-
-
 @click.command(cls=CommandAfterDashes)
-@click.argument("image")
-@click.option("--hwid", help="Run on exactly this executor (an HWID from `megamind hw`); without it the "
-                             "platform picks the cheapest free one that meets the requirements below, "
-                             "or queues the task until one is free.")
-@click.option("--params", default="", show_default=True,
-              help="A string handed unchanged to the task's process, as $MEGAMIND_PARAMS.")
-@click.option("--input", "inputs", multiple=True, type=file_argument, metavar="FILE",
-              help="Upload FILE and give it to the task as /megamind/input/<its name> (repeatable).")
-@with_options(run_job_options)
+@with_options(run_options)
 @with_options(wait_options)
+@click.option("-y", "--yes", is_flag=True,
+              help="Run without asking. Run shows the estimate on stderr, then asks only when stdin is a terminal.")
 @json_option
 def run(image: str, hwid: str | None, params: str, inputs: tuple[Path, ...], wait: bool, wait_timeout: float,
-        interval: float, as_json: bool, **job_options: Any) -> None:
+        interval: float, yes: bool, as_json: bool, **job_options: Any) -> None:
     """Run IMAGE of the registry as a task; print the task's id.
 
     IMAGE is megamind.network/NAME[:TAG], or just NAME[:TAG]. The tag defaults to latest.
@@ -79,18 +69,29 @@ def run(image: str, hwid: str | None, params: str, inputs: tuple[Path, ...], wai
     that meets --gpus, --ram, ... (queued, higher --priority first, while none is free).
     A command after `--` (or --cmd) replaces the image's own, e.g.
     `megamind run trainer --gpus 1 -e EPOCHS=3 -p 8888 -- python train.py --fast`.
+    First it shows what `megamind estimate` would (on stderr) and, at a terminal, asks
+    whether to run (--yes does not ask).
     """
     fields = job_fields(hwid, job_options)
     check_names(inputs)
+    image = full_image(image)
     with api() as client:
+        if not confirm_run(client, image, hwid, params, fields, ask=not yes):
+            click.echo("not run", err=True)
+            return
         files = upload_inputs(client, inputs)
         try:
-            taskid = client.add_task(full_image(image), hwid, params, inputs=files, **fields)
+            taskid = client.add_task(image, hwid, params, inputs=files, **fields)
         except ExecutorBusy as exc:
             raise Failure(f"{describe(exc)}; pick a free one with `megamind hw`, or leave out --hwid "
                           "to let the platform place the task") from None
         except Unsatisfiable as exc:
             raise Failure(f"{describe(exc)}; see what there is with `megamind hw --status any`") from None
+        except InsufficientFunds as exc:
+            raise Failure(f"{describe(exc)}; see your balance with `megamind account`") from None
+        except SpendLimitReached as exc:
+            raise Failure(f"{describe(exc)}; see `megamind account`, or change the limit with "
+                          "`megamind spend-limit`") from None
         if not as_json:
             click.echo(taskid)
         if wait:

@@ -1,0 +1,115 @@
+"""Metering, as pure steps: what a task's container ran, turned into charges exactly once.
+
+A task's `Meter` lives in its row.  `meter_from` is the moment up to which its current
+run has been charged; None when nothing accrues (not running, or stopped by the
+platform).  Every step returns the new meter and the charges to append to the ledger;
+the store writes both in one transaction, guarded by the meter's `seq`, so a step
+replayed on a stale meter writes nothing.
+
+Times are the API's clock.  The engine's start and end of a run (as the agent reports
+them, shifted by the agent's clock offset) bound what is billed: setup before the start
+and the time after the exit are free, and a charge made while the end was still on its
+way is given back when the end arrives.  Milliseconds are taken on a whole-millisecond
+grid and each run's amount is computed from its running total, so a run split into
+many charges costs exactly what it would in one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from megamind.money import cost_of
+
+# An executor that comes back within this long, its engine vouching that the same run
+# went on, is billed for the gap (an agent or API restart); one silent for longer is
+# billed again only from when it is seen again.
+SILENCE_GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Meter:
+    price_micro: int = 0  # per hour, fixed when the task was placed
+    run_key: float | None = None  # the engine's start of the run being metered, on the agent's clock
+    # Where the billable part of the run begins, on the API's clock: its start, or where it
+    # was seen again after a long silence.  Nothing before it is charged or given back.
+    run_started: float | None = None
+    meter_from: float | None = None
+    run_ms: int = 0  # charged for the current run
+    run_micro: int = 0
+    seq: int = 0  # charges the task has had
+    billed_ms: int = 0  # charged for every run of the task
+    cost_micro: int = 0
+
+
+@dataclass(frozen=True)
+class Charge:
+    seq: int
+    start: float
+    end: float
+    ms: int  # negative: time charged past the run's real end, given back
+    micro: int
+
+
+Step = tuple[Meter, tuple[Charge, ...]]
+
+
+def _ms(moment: float) -> int:
+    return round(moment * 1000)
+
+
+def _charge(meter: Meter, start: float, end: float) -> Step:
+    """Charge ``start``..``end`` of the current run (a refund when ``end`` < ``start``)."""
+    ms = _ms(end) - _ms(start)
+    if ms == 0:
+        return meter, ()
+    run_ms = meter.run_ms + ms
+    run_micro = cost_of(meter.price_micro, run_ms)
+    micro = run_micro - meter.run_micro
+    charge = Charge(meter.seq + 1, start, end, ms, micro)
+    return replace(
+        meter, run_ms=run_ms, run_micro=run_micro, seq=charge.seq,
+        billed_ms=meter.billed_ms + ms, cost_micro=meter.cost_micro + micro,
+    ), (charge,)
+
+
+def running(meter: Meter, run_key: float | None, started: float | None, now: float) -> Step:
+    """The container was seen running: a new run opens, or the one under way goes on."""
+    same_run = meter.meter_from is not None and (
+        run_key is None or meter.run_key is None or run_key == meter.run_key)
+    if same_run:
+        return (replace(meter, run_key=run_key) if meter.run_key is None and run_key is not None else meter), ()
+    meter, charges = ended(meter, None, now)
+    start = now if started is None else min(started, now)
+    return replace(meter, run_key=run_key, run_started=start, meter_from=start, run_ms=0, run_micro=0), charges
+
+
+def ended(meter: Meter, finished: float | None, now: float) -> Step:
+    """The run is over (at ``finished`` by the engine's word, or unknown: now)."""
+    if meter.meter_from is None:
+        return meter, ()
+    end = now if finished is None else min(finished, now)
+    if meter.run_started is not None:
+        end = max(end, meter.run_started)
+    meter, charges = _charge(meter, meter.meter_from, end)
+    return replace(meter, meter_from=None), charges
+
+
+def tick(meter: Meter, now: float) -> Step:
+    """Charge the run under way up to now."""
+    if meter.meter_from is None or now <= meter.meter_from:
+        return meter, ()
+    meter, charges = _charge(meter, meter.meter_from, now)
+    return replace(meter, meter_from=now), charges
+
+
+def halt(meter: Meter, now: float) -> Step:
+    """The platform stops the task: charged up to now, and nothing after."""
+    meter, charges = tick(meter, now)
+    return replace(meter, meter_from=None), charges
+
+
+def seen_again(meter: Meter, now: float, grace_s: float = SILENCE_GRACE_S) -> Meter:
+    """The executor is back: a silence longer than the grace is not billed."""
+    if meter.meter_from is not None and now - meter.meter_from > grace_s:
+        return replace(meter, meter_from=now, run_started=now)
+    return meter
