@@ -108,8 +108,13 @@ def halt(meter: Meter, now: float) -> Step:
     return replace(meter, meter_from=None), charges
 
 
-def seen_again(meter: Meter, now: float, grace_s: float = SILENCE_GRACE_S) -> Meter:
-    """The executor is back: a silence longer than the grace is not billed."""
-    if meter.meter_from is not None and now - meter.meter_from > grace_s:
+def seen_again(meter: Meter, now: float, last_seen: float | None = None, grace_s: float = SILENCE_GRACE_S) -> Meter:
+    """The executor is back after a silence that began at ``last_seen`` (its last sign of
+    life the API recorded) or at the last charge, whichever is later: a silence longer than
+    the grace is not billed."""
+    if meter.meter_from is None:
+        return meter
+    silent_since = meter.meter_from if last_seen is None else max(meter.meter_from, last_seen)
+    if now - silent_since > grace_s:
         return replace(meter, meter_from=now, run_started=now)
     return meter

@@ -96,6 +96,8 @@ class Ledger:
         watched = " AND (a.balance_micro IS NOT NULL OR a.spend_limit_micro IS NOT NULL)" if watched_only else ""
         charged: set[int] = set()
         async with self._db.transaction() as conn:
+            # The moment every connected executor was last known alive, should the API die now.
+            await conn.execute("UPDATE executors SET seen_at = ? WHERE online = 1", (now,))
             rows = await conn.execute_fetchall(
                 f"SELECT t.taskid, {_METER_COLUMNS} {_METER_FROM}"
                 f" WHERE t.meter_from IS NOT NULL AND e.online = 1{watched}")
@@ -116,12 +118,16 @@ class Ledger:
                 (hwid,))
             for row in rows:
                 await self._write(conn, _metered(row[0], row[1:]), lambda m: metering.tick(m, now))
+            await conn.execute("UPDATE executors SET seen_at = ? WHERE hwid = ?", (now, hwid))
 
     async def seen_again(self, hwid: str) -> None:
         now = time.time()
         async with self._db.transaction() as conn:
+            seen = await conn.execute_fetchall("SELECT seen_at FROM executors WHERE hwid = ?", (hwid,))
+            last_seen = seen[0][0] if seen else None
             rows = await conn.execute_fetchall(
                 f"SELECT t.taskid, {_METER_COLUMNS} {_METER_FROM} WHERE t.hwid = ? AND t.meter_from IS NOT NULL",
                 (hwid,))
             for row in rows:
-                await self._write(conn, _metered(row[0], row[1:]), lambda m: (metering.seen_again(m, now), ()))
+                await self._write(conn, _metered(row[0], row[1:]),
+                                  lambda m: (metering.seen_again(m, now, last_seen), ()))

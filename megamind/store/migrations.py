@@ -194,6 +194,7 @@ MIGRATIONS: list[str] = [
     -- A task's pending command, which every detail shows.
     CREATE INDEX pending_by_task ON commands(taskid, id) WHERE done = 0;
     CREATE INDEX runs_of_image ON tasks(image, finished_at) WHERE started_at IS NOT NULL AND finished_at IS NOT NULL;
+    ALTER TABLE executors ADD COLUMN seen_at REAL;
     ALTER TABLE accounts ADD COLUMN balance_micro INTEGER;
     ALTER TABLE accounts ADD COLUMN spend_limit_micro INTEGER;
     CREATE TABLE charges (

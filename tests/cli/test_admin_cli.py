@@ -1,10 +1,12 @@
 """`megamind admin`: accounts and api-keys on the database file."""
 
+import asyncio
 import json
 
 from click.testing import CliRunner
 
 from megamind.cli.main import cli
+from megamind.store import Store
 
 
 def test_create_list_and_revoke_keys(tmp_path):
@@ -59,3 +61,31 @@ def test_a_key_gets_its_own_rate_limit(tmp_path):
 
     assert admin("set-rate-limit", "market", "1", "default").exit_code == 0
     assert json.loads(admin("list-keys", "market", "--json").stdout)[0]["rate_limit"] is None
+
+
+def test_credit_makes_an_account_prepaid_and_adds_exactly(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "megamind.db")
+
+    def admin(*args):
+        return runner.invoke(cli, ["admin", *args, "--db", db], catch_exceptions=False)
+
+    admin("create-account", "payer")
+    assert admin("credit", "payer", "0.1").stdout == "account payer: balance 0.1\n"
+    assert admin("credit", "payer", "0.2", "--note", "invoice 7").stdout == "account payer: balance 0.3\n"
+    for bad in ("0", "-5", "lots", "nan"):
+        refused = admin("credit", "payer", bad)
+        assert refused.exit_code == 2 and "AMOUNT" in refused.stderr, bad
+    missing = admin("credit", "nobody", "1")
+    assert missing.exit_code == 1 and "no account named 'nobody'" in missing.stderr
+
+    async def balance_and_credits():
+        store = await Store.open(db)
+        try:
+            row = await store.db.fetchone("SELECT balance_micro FROM accounts WHERE name = 'payer'")
+            notes = [r[0] for r in await store.db.fetchall("SELECT note FROM credits ORDER BY id")]
+            return row[0], notes
+        finally:
+            await store.close()
+
+    assert asyncio.run(balance_and_credits()) == (300_000, ["", "invoice 7"])

@@ -254,11 +254,12 @@ def test_history_all_follows_every_page(invoke, fake_api):
 def test_history_as_csv_to_stdout_or_a_file(invoke, fake_api, tmp_path):
     fake_api.answer(*HISTORY, HISTORY_CSV)
     result = invoke(["history", "--csv", "--from", "2026-12-01"])
-    assert (result.exit_code, result.stdout) == (0, HISTORY_CSV)
+    assert (result.exit_code, result.stdout_bytes) == (0, HISTORY_CSV.encode())  # .stdout would turn CRLF to LF
     target = tmp_path / "history.csv"
     result = invoke(["history", "--state", "stopped", "--csv", str(target)])
     assert (result.exit_code, result.stdout) == (0, "")
-    assert target.read_text() == HISTORY_CSV and result.stderr == f"wrote the history to {target}\n"
+    assert target.read_bytes() == HISTORY_CSV.encode()  # the line ends too, as they came
+    assert result.stderr == f"wrote the history to {target}\n"
     sent = fake_api.sent(*HISTORY)
     assert [r.accept for r in sent] == ["text/csv", "text/csv"]
     assert [r.query for r in sent] == [{"from": "2026-12-01"}, {"state": "stopped"}]

@@ -31,7 +31,10 @@ USAGE = {"total": 3.25, "billed_seconds": 23400,
          "images": [{"image": "megamind.network/trainer:1", "tasks": 2, "billed_seconds": 23400, "spent": 3.25}]}
 EARNINGS = {"total": 4.5, "executors": [{"hwid": "h1", "billed_seconds": 28800, "earned": 4.0},
                                         {"hwid": "h2", "billed_seconds": 3600, "earned": 0.5}]}
-HISTORY_CSV = "taskid,image,state,created_at,billed_seconds,cost,deleted\nt1,helloworld,3,1764633600,60,0.01,false\n"
+HISTORY_CSV = ("taskid,image,state,state_name,created_at,started_at,finished_at,hwid,price,billed_seconds,cost,"
+               "exit_code,error_msg,deleted\r\n"  # RFC 4180's line ends, as the API writes them
+               "t1,megamind.network/helloworld:latest,3,running,2026-12-01T09:30:00Z,2026-12-01T09:30:02Z,,h1,0.5,60.0,"
+               "0.008333,,,false\r\n")
 
 
 def task_page(*tasks: dict, total: int | None = None, next_cursor: str | None = None) -> dict:

@@ -74,7 +74,8 @@ def megamind(server, customer_key, config_file):
             env["MEGAMIND_API_KEY"] = key
         if url is not None:
             env["MEGAMIND_API_URL"] = url
-        return subprocess.run(MEGAMIND + list(args), env=env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(MEGAMIND + list(args), env=env, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)  # never a terminal: run does not ask
 
     return run
 
