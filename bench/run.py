@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, placement, scale
+from bench import agentcpu, api, burst, follow, footprint, launch, lines, logs, money, placement, scale
 from bench.engine import EnginePlatform
 from bench.fleet import ScalePlatform
 from bench.plots import plot_series
@@ -36,8 +36,8 @@ ENGINE_BENCHMARKS = {"launch": launch, "burst": burst, "logs": logs, "lines": li
                      "agentcpu": agentcpu, "footprint": footprint}
 SCALE_BENCHMARKS = {"api": api, "scale": scale}
 # Each starts and stops its own platform: run(quick, workdir).
-OWN_PLATFORM_BENCHMARKS = {"placement": placement}
-ORDER = ["launch", "burst", "logs", "lines", "follow", "agentcpu", "footprint", "api", "scale", "placement"]
+OWN_PLATFORM_BENCHMARKS = {"placement": placement, "money": money}
+ORDER = ["launch", "burst", "logs", "lines", "follow", "agentcpu", "footprint", "api", "scale", "placement", "money"]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 

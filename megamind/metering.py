@@ -30,15 +30,17 @@ SILENCE_GRACE_S = 60.0
 class Meter:
     price_micro: int = 0  # per hour, fixed when the task was placed
     run_key: float | None = None  # the engine's start of the run being metered, on the agent's clock
-    # Where the billable part of the run begins, on the API's clock: its start, or where it
-    # was seen again after a long silence.  Nothing before it is charged or given back.
-    run_started: float | None = None
+    run_started: float | None = None  # the run's start on the API's clock: nothing before it is billed
     meter_from: float | None = None
     run_ms: int = 0  # charged for the current run
     run_micro: int = 0
     seq: int = 0  # charges the task has had
     billed_ms: int = 0  # charged for every run of the task
     cost_micro: int = 0
+    # The last silence of the executor longer than the grace, during this run: charging
+    # stopped at its start and went on from its end; the silence itself is never billed.
+    unseen_from: float | None = None
+    unseen_to: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def _ms(moment: float) -> int:
 
 def _charge(meter: Meter, start: float, end: float) -> Step:
     """Charge ``start``..``end`` of the current run (a refund when ``end`` < ``start``)."""
-    ms = _ms(end) - _ms(start)
+    # Never more given back than the run was charged.
+    ms = max(_ms(end) - _ms(start), -meter.run_ms)
     if ms == 0:
         return meter, ()
     run_ms = meter.run_ms + ms
@@ -74,13 +77,15 @@ def _charge(meter: Meter, start: float, end: float) -> Step:
 
 def running(meter: Meter, run_key: float | None, started: float | None, now: float) -> Step:
     """The container was seen running: a new run opens, or the one under way goes on."""
-    same_run = meter.meter_from is not None and (
-        run_key is None or meter.run_key is None or run_key == meter.run_key)
-    if same_run:
-        return (replace(meter, run_key=run_key) if meter.run_key is None and run_key is not None else meter), ()
+    if run_key is not None and run_key == meter.run_key:
+        return meter, ()  # the run the meter knows: under way, or over already
+    if meter.meter_from is not None and (run_key is None or meter.run_key is None):
+        # The run under way, told without the engine's start (or first with it).
+        return (replace(meter, run_key=run_key) if run_key is not None else meter), ()
     meter, charges = ended(meter, None, now)
     start = now if started is None else min(started, now)
-    return replace(meter, run_key=run_key, run_started=start, meter_from=start, run_ms=0, run_micro=0), charges
+    return replace(meter, run_key=run_key, run_started=start, meter_from=start, run_ms=0, run_micro=0,
+                   unseen_from=None, unseen_to=None), charges
 
 
 def ended(meter: Meter, finished: float | None, now: float) -> Step:
@@ -90,8 +95,15 @@ def ended(meter: Meter, finished: float | None, now: float) -> Step:
     end = now if finished is None else min(finished, now)
     if meter.run_started is not None:
         end = max(end, meter.run_started)
-    meter, charges = _charge(meter, meter.meter_from, end)
-    return replace(meter, meter_from=None), charges
+    if meter.unseen_from is not None and meter.unseen_to is not None and end < meter.unseen_to:
+        # It ended before it was seen again: what was charged since is given back, and
+        # what was charged past its end before the silence too.
+        meter, since = _charge(meter, meter.meter_from, meter.unseen_to)
+        meter, before = _charge(meter, meter.unseen_from, end) if end < meter.unseen_from else (meter, ())
+        charges = since + before
+    else:
+        meter, charges = _charge(meter, meter.meter_from, end)
+    return replace(meter, meter_from=None, unseen_from=None, unseen_to=None), charges
 
 
 def tick(meter: Meter, now: float) -> Step:
@@ -116,5 +128,5 @@ def seen_again(meter: Meter, now: float, last_seen: float | None = None, grace_s
         return meter
     silent_since = meter.meter_from if last_seen is None else max(meter.meter_from, last_seen)
     if now - silent_since > grace_s:
-        return replace(meter, meter_from=now, run_started=now)
+        return replace(meter, meter_from=now, unseen_from=meter.meter_from, unseen_to=now)
     return meter

@@ -163,6 +163,8 @@ class ExecutorHub:
         await self._store.executors.update_on_connect(hwid, hardware, hello.cost, ip, hello.publish_address)
         link.record.hardware, link.record.cost, link.record.ip = hardware, hello.cost, ip
         link.record.publish_address = hello.publish_address
+        # Seen again: what it ran while silent is billed only if the silence was short.
+        await self._store.ledger.seen_again(hwid)
         held = [t.taskid for t in await self._store.tasks.for_executor(hwid) if not t.deleted]
         cursors = await self._store.logs.cursors(held)
         await link.ws.send_str(Welcome(hwid, cursors, self._results_limit).encode())
@@ -223,11 +225,8 @@ class ExecutorHub:
             if await self._store.tasks.ack_command(hwid, message.id):
                 await self.fill(hwid)
         elif isinstance(message, Inventory):
-            coming_online = self._links.get(hwid) is not link
-            if coming_online:
-                await self._store.ledger.seen_again(hwid)
             await self._reconcile(hwid, message.containers, _clock_shift(message.sent_at))
-            if coming_online:
+            if self._links.get(hwid) is not link:
                 await self._come_online(link)
         else:
             raise ProtocolError(f"{message.type} is not a message an agent sends now")

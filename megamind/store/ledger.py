@@ -19,7 +19,7 @@ from megamind.store.db import Database
 
 _METER_COLUMNS = (
     "t.price, t.run_key, t.run_started, t.meter_from, t.run_ms, t.run_micro, t.meter_seq, t.billed_ms,"
-    " t.cost_micro, t.account_id, t.hwid, t.image, e.account_id AS owner_id, a.balance_micro"
+    " t.cost_micro, t.unseen_from, t.unseen_to, t.account_id, t.hwid, t.image, e.account_id AS owner_id, a.balance_micro"
 )
 _METER_FROM = (
     "FROM tasks t JOIN executors e ON e.hwid = t.hwid JOIN accounts a ON a.id = t.account_id"
@@ -40,8 +40,8 @@ class Metered:
 
 
 def _metered(taskid: str, row) -> Metered:
-    meter = Meter(to_micro(row[0] or 0), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8])
-    return Metered(taskid, meter, row[9], row[10], row[11], row[12], row[13] is not None)
+    meter = Meter(to_micro(row[0] or 0), *row[1:11])
+    return Metered(taskid, meter, row[11], row[12], row[13], row[14], row[15] is not None)
 
 
 class Ledger:
@@ -64,9 +64,10 @@ class Ledger:
             return before
         changed = await conn.execute(
             "UPDATE tasks SET run_key = ?, run_started = ?, meter_from = ?, run_ms = ?, run_micro = ?,"
-            " meter_seq = ?, billed_ms = ?, cost_micro = ? WHERE taskid = ? AND meter_seq = ?",
+            " meter_seq = ?, billed_ms = ?, cost_micro = ?, unseen_from = ?, unseen_to = ?"
+            " WHERE taskid = ? AND meter_seq = ?",
             (after.run_key, after.run_started, after.meter_from, after.run_ms, after.run_micro, after.seq,
-             after.billed_ms, after.cost_micro, metered.taskid, before.seq),
+             after.billed_ms, after.cost_micro, after.unseen_from, after.unseen_to, metered.taskid, before.seq),
         )
         if changed.rowcount == 0:
             return before  # moved by someone else since it was read: their step stands

@@ -182,6 +182,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE tasks ADD COLUMN run_key REAL;
     ALTER TABLE tasks ADD COLUMN run_started REAL;
     ALTER TABLE tasks ADD COLUMN meter_from REAL;
+    ALTER TABLE tasks ADD COLUMN unseen_from REAL;
+    ALTER TABLE tasks ADD COLUMN unseen_to REAL;
     ALTER TABLE tasks ADD COLUMN run_ms INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN run_micro INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE tasks ADD COLUMN meter_seq INTEGER NOT NULL DEFAULT 0;
