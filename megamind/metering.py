@@ -37,10 +37,11 @@ class Meter:
     seq: int = 0  # charges the task has had
     billed_ms: int = 0  # charged for every run of the task
     cost_micro: int = 0
-    # The last silence of the executor longer than the grace, during this run: charging
-    # stopped at its start and went on from its end; the silence itself is never billed.
-    unseen_from: float | None = None
-    unseen_to: float | None = None
+    # Silences of the executor longer than the grace during this run, (from, to): charging
+    # stopped at each start and went on from its end; a silence is never billed.
+    unseen: tuple[tuple[float, float], ...] = ()
+    # Not written back: the moment the task was placed, before which no run is billed.
+    placed_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,11 @@ def _ms(moment: float) -> int:
     return round(moment * 1000)
 
 
-def _charge(meter: Meter, start: float, end: float) -> Step:
-    """Charge ``start``..``end`` of the current run (a refund when ``end`` < ``start``)."""
+def _charge(meter: Meter, start: float, end: float, ms: int | None = None) -> Step:
+    """Charge ``start``..``end`` of the current run, or ``ms`` for that period (a refund
+    when negative)."""
     # Never more given back than the run was charged.
-    ms = max(_ms(end) - _ms(start), -meter.run_ms)
+    ms = max(_ms(end) - _ms(start) if ms is None else ms, -meter.run_ms)
     if ms == 0:
         return meter, ()
     run_ms = meter.run_ms + ms
@@ -84,8 +86,10 @@ def running(meter: Meter, run_key: float | None, started: float | None, now: flo
         return (replace(meter, run_key=run_key) if run_key is not None else meter), ()
     meter, charges = ended(meter, None, now)
     start = now if started is None else min(started, now)
+    if meter.placed_at is not None:
+        start = max(start, min(meter.placed_at, now))  # an engine clock that runs early bills nothing extra
     return replace(meter, run_key=run_key, run_started=start, meter_from=start, run_ms=0, run_micro=0,
-                   unseen_from=None, unseen_to=None), charges
+                   unseen=()), charges
 
 
 def ended(meter: Meter, finished: float | None, now: float) -> Step:
@@ -95,15 +99,19 @@ def ended(meter: Meter, finished: float | None, now: float) -> Step:
     end = now if finished is None else min(finished, now)
     if meter.run_started is not None:
         end = max(end, meter.run_started)
-    if meter.unseen_from is not None and meter.unseen_to is not None and end < meter.unseen_to:
-        # It ended before it was seen again: what was charged since is given back, and
-        # what was charged past its end before the silence too.
-        meter, since = _charge(meter, meter.meter_from, meter.unseen_to)
-        meter, before = _charge(meter, meter.unseen_from, end) if end < meter.unseen_from else (meter, ())
-        charges = since + before
-    else:
-        meter, charges = _charge(meter, meter.meter_from, end)
-    return replace(meter, meter_from=None, unseen_from=None, unseen_to=None), charges
+    # Billed is exactly the time it was seen running before its end: what is owed beyond
+    # the charges so far, or given back when a charge went past the end.
+    owed = _seen_ms(meter, end) - meter.run_ms
+    meter, charges = _charge(meter, meter.meter_from, end, owed)
+    return replace(meter, meter_from=None, unseen=()), charges
+
+
+def _seen_ms(meter: Meter, end: float) -> int:
+    """Milliseconds of the run from its start to ``end`` outside its silences."""
+    seen = _ms(end) - _ms(meter.run_started)
+    for silent_from, silent_to in meter.unseen:
+        seen -= max(0, min(_ms(end), _ms(silent_to)) - _ms(silent_from))
+    return max(seen, 0)
 
 
 def tick(meter: Meter, now: float) -> Step:
@@ -128,5 +136,5 @@ def seen_again(meter: Meter, now: float, last_seen: float | None = None, grace_s
         return meter
     silent_since = meter.meter_from if last_seen is None else max(meter.meter_from, last_seen)
     if now - silent_since > grace_s:
-        return replace(meter, meter_from=now, unseen_from=meter.meter_from, unseen_to=now)
+        return replace(meter, meter_from=now, unseen=(*meter.unseen, (meter.meter_from, now)))
     return meter

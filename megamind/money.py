@@ -11,6 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 MICRO = 1_000_000
 MS_PER_HOUR = 3_600_000
+# Amounts are stored as SQL integers (64-bit): no balance may pass this.
+MAX_MICRO = 2**63 - 1
 
 
 def to_micro(amount: float | int | str | Decimal) -> int:

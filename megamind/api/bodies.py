@@ -79,6 +79,14 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raise ValidationFailed(describe_validation_error(exc.messages)) from None
 
 
+def read_query(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """The query string loaded through ``schema``; anything wrong is a 422 naming the field."""
+    try:
+        return schema.load(dict(request.query))
+    except ValidationError as exc:
+        raise ValidationFailed(describe_validation_error(exc.messages)) from None
+
+
 def describe_validation_error(messages: Any, prefix: str = "") -> str:
     """Flatten marshmallow's nested messages into one sentence naming each field."""
     parts: list[str] = []

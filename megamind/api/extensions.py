@@ -17,7 +17,7 @@ from aiohttp import web
 from yarl import URL
 
 from megamind.api.bodies import json_response
-from megamind.api.handlers import hardware_item, task_item
+from megamind.api.handlers import hardware_item
 from megamind.api.keys import ACCOUNT, config_key, hub_key, store_key
 from megamind.api.taskdetail import detail_view
 from megamind.api.schemas import (
@@ -27,9 +27,6 @@ from megamind.api.schemas import (
 )
 from megamind.errors import Unavailable
 from megamind.imageref import PUBLIC_REGISTRY
-from megamind.money import from_micro
-from megamind.placement import Need
-from megamind.states import TaskState
 
 log = logging.getLogger(__name__)
 

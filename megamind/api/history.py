@@ -11,19 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
-from marshmallow import Schema, ValidationError
 
-from megamind.api.bodies import describe_validation_error, json_response
+from megamind.api.bodies import json_response, read_query
 from megamind.api.handlers import task_item
 from megamind.api.historyschemas import history_query_schema, task_page_query_schema, task_page_schema
 from megamind.api.keys import ACCOUNT, hub_key, store_key
 from megamind.api.taskdetail import detail_view
-from megamind.errors import ValidationFailed
 from megamind.money import from_micro
 from megamind.states import TaskState
 from megamind.store.history import HistoryPage
@@ -36,13 +34,6 @@ CSV_COLUMNS = ("taskid", "image", "state", "state_name", "created_at", "started_
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP's list):
 # an error_msg is the task's own text, so it could be made to.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _load_query(schema: Schema, query: Mapping[str, str]) -> dict[str, Any]:
-    try:
-        return schema.load(dict(query))
-    except ValidationError as exc:
-        raise ValidationFailed(describe_validation_error(exc.messages)) from None
 
 
 def _filters(query: dict[str, Any], include_deleted: bool) -> dict[str, Any]:
@@ -66,7 +57,7 @@ async def _page_response(app: web.Application, page: HistoryPage) -> web.Respons
 
 async def history(request: web.Request) -> web.StreamResponse:
     """GET /api/v1/history: every task created in [from, to], deleted ones included, newest first."""
-    query = _load_query(history_query_schema, request.query)
+    query = read_query(request, history_query_schema)
     store, account_id = request.app[store_key], request[ACCOUNT].id
     filters = _filters(query, include_deleted=True)
     if wants_csv(request.headers.get("Accept", "")):
@@ -79,7 +70,7 @@ async def history(request: web.Request) -> web.StreamResponse:
 
 async def live_tasks(request: web.Request) -> web.Response:
     """GET /api/v1/tasks: the tasks not deleted, newest first, a page at a time."""
-    query = _load_query(task_page_query_schema, request.query)
+    query = read_query(request, task_page_query_schema)
     page = await request.app[store_key].history.page(
         request[ACCOUNT].id, **_filters(query, include_deleted=False), limit=query["limit"], cursor=query.get("cursor"))
     return await _page_response(request.app, page)

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from marshmallow import ValidationError
 
-from megamind.api.bodies import describe_validation_error, json_response
+from megamind.api.bodies import json_response, read_query
 from megamind.api.handlers import hardware_item
 from megamind.api.jobschemas import hardware_query_schema, queue_schema
 from megamind.api.keys import ACCOUNT, hub_key, store_key
 from megamind.api.schemas import STATUS_OK
-from megamind.errors import ValidationFailed
 from megamind.jobspec import TaskLimits
 from megamind.placement import Capacity, Need, Requirements, fits, placement_order
 from megamind.store.executors import ExecutorRecord
@@ -60,10 +58,7 @@ def hardware_figures(record: ExecutorRecord, cap: Capacity, online: bool) -> dic
 
 async def hardware(request: web.Request) -> web.Response:
     """GET /api/v1/hardware: executors filtered by the requirement fields, sorted and paged."""
-    try:
-        query = hardware_query_schema.load(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(describe_validation_error(exc.messages)) from None
+    query = read_query(request, hardware_query_schema)
     store, hub = request.app[store_key], request.app[hub_key]
     need = Need.of(Requirements.from_dict(query), TaskLimits())
     wanted = query["status"]

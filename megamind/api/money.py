@@ -6,9 +6,8 @@ import time
 from typing import Any
 
 from aiohttp import web
-from marshmallow import Schema, ValidationError
 
-from megamind.api.bodies import describe_validation_error, json_response, read_body
+from megamind.api.bodies import json_response, read_body, read_query
 from megamind.api.handlers import hardware_item, run_spec, validate_pinned
 from megamind.api.keys import ACCOUNT, hub_key, store_key
 from megamind.api.moneyschemas import (
@@ -25,13 +24,6 @@ from megamind.imageref import parse_image
 from megamind.money import from_micro, to_micro
 from megamind.placement import Need, Requirements
 from megamind.store.spending import AccountMoney, UsageLine, month_start
-
-
-def _query(request: web.Request, schema: Schema) -> dict[str, Any]:
-    try:
-        return schema.load(dict(request.query))
-    except ValidationError as exc:
-        raise ValidationFailed(describe_validation_error(exc.messages)) from None
 
 
 async def estimate(request: web.Request) -> web.Response:
@@ -86,7 +78,7 @@ async def set_spend_limit(request: web.Request) -> web.Response:
 
 
 def _range(request: web.Request) -> tuple[float, float]:
-    query = _query(request, range_query_schema)
+    query = read_query(request, range_query_schema)
     now = time.time()
     start, end = query.get("start", month_start(now)), query.get("end", now)
     if start > end:

@@ -8,6 +8,7 @@ charges table is append-only: a row is never changed or deleted.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,13 +18,15 @@ from megamind.metering import Meter, Step
 from megamind.money import MICRO, share, to_micro
 from megamind.store.db import Database
 
-_METER_COLUMNS = (
-    "t.price, t.run_key, t.run_started, t.meter_from, t.run_ms, t.run_micro, t.meter_seq, t.billed_ms,"
-    " t.cost_micro, t.unseen_from, t.unseen_to, t.account_id, t.hwid, t.image, e.account_id AS owner_id, a.balance_micro"
+# A task's meter and whom its charges concern, as columns of `tasks` alone, so that an
+# UPDATE of the task can hand them back (RETURNING) without a second read.
+METER_COLUMNS = (
+    "taskid, price, run_key, run_started, meter_from, run_ms, run_micro, meter_seq, billed_ms, cost_micro,"
+    " unseen, placed_at, account_id, hwid, image,"
+    " (SELECT e.account_id FROM executors e WHERE e.hwid = tasks.hwid),"
+    " (SELECT a.balance_micro FROM accounts a WHERE a.id = tasks.account_id)"
 )
-_METER_FROM = (
-    "FROM tasks t JOIN executors e ON e.hwid = t.hwid JOIN accounts a ON a.id = t.account_id"
-)
+_WATCHED = " AND account_id IN (SELECT id FROM accounts WHERE balance_micro IS NOT NULL OR spend_limit_micro IS NOT NULL)"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,11 @@ class Metered:
     prepaid: bool
 
 
-def _metered(taskid: str, row) -> Metered:
-    meter = Meter(to_micro(row[0] or 0), *row[1:11])
-    return Metered(taskid, meter, row[11], row[12], row[13], row[14], row[15] is not None)
+def _metered(row) -> Metered:
+    """A row of `METER_COLUMNS`."""
+    unseen = tuple(tuple(gap) for gap in json.loads(row[10]))
+    meter = Meter(to_micro(row[1] or 0), *row[2:10], unseen=unseen, placed_at=row[11])
+    return Metered(row[0], meter, row[12], row[13], row[14], row[15], row[16] is not None)
 
 
 class Ledger:
@@ -52,10 +57,16 @@ class Ledger:
     async def step(self, conn, taskid: str, move: Callable[[Meter], Step]) -> Meter | None:
         """Move one task's meter inside the caller's transaction; None for a task with no executor."""
         rows = await conn.execute_fetchall(
-            f"SELECT {_METER_COLUMNS} {_METER_FROM} WHERE t.taskid = ?", (taskid,))
+            f"SELECT {METER_COLUMNS} FROM tasks WHERE taskid = ? AND hwid IS NOT NULL", (taskid,))
         if not rows:
             return None
-        return await self._write(conn, _metered(taskid, rows[0]), move)
+        return await self._write(conn, _metered(rows[0]), move)
+
+    async def step_returned(self, conn, row, move: Callable[[Meter], Step]) -> Meter | None:
+        """As `step`, for a row of `METER_COLUMNS` an UPDATE of the task has just returned."""
+        if row[13] is None:  # no executor: nothing to meter
+            return None
+        return await self._write(conn, _metered(row), move)
 
     async def _write(self, conn, metered: Metered, move: Callable[[Meter], Step]) -> Meter:
         before = metered.meter
@@ -64,10 +75,10 @@ class Ledger:
             return before
         changed = await conn.execute(
             "UPDATE tasks SET run_key = ?, run_started = ?, meter_from = ?, run_ms = ?, run_micro = ?,"
-            " meter_seq = ?, billed_ms = ?, cost_micro = ?, unseen_from = ?, unseen_to = ?"
+            " meter_seq = ?, billed_ms = ?, cost_micro = ?, unseen = ?"
             " WHERE taskid = ? AND meter_seq = ?",
             (after.run_key, after.run_started, after.meter_from, after.run_ms, after.run_micro, after.seq,
-             after.billed_ms, after.cost_micro, after.unseen_from, after.unseen_to, metered.taskid, before.seq),
+             after.billed_ms, after.cost_micro, json.dumps(after.unseen), metered.taskid, before.seq),
         )
         if changed.rowcount == 0:
             return before  # moved by someone else since it was read: their step stands
@@ -94,16 +105,16 @@ class Ledger:
         """Charge every run under way on an online executor up to now (``watched_only``: only
         those of prepaid or spend-limited accounts); the accounts charged."""
         now = time.time()
-        watched = " AND (a.balance_micro IS NOT NULL OR a.spend_limit_micro IS NOT NULL)" if watched_only else ""
+        watched = _WATCHED if watched_only else ""
         charged: set[int] = set()
         async with self._db.transaction() as conn:
             # The moment every connected executor was last known alive, should the API die now.
             await conn.execute("UPDATE executors SET seen_at = ? WHERE online = 1", (now,))
             rows = await conn.execute_fetchall(
-                f"SELECT t.taskid, {_METER_COLUMNS} {_METER_FROM}"
-                f" WHERE t.meter_from IS NOT NULL AND e.online = 1{watched}")
+                f"SELECT {METER_COLUMNS} FROM tasks WHERE meter_from IS NOT NULL"
+                f" AND hwid IN (SELECT hwid FROM executors WHERE online = 1){watched}")
             for row in rows:
-                metered = _metered(row[0], row[1:])
+                metered = _metered(row)
                 after = await self._write(conn, metered, lambda m: metering.tick(m, now))
                 if after != metered.meter:
                     charged.add(metered.account_id)
@@ -115,10 +126,10 @@ class Ledger:
         now = time.time()
         async with self._db.transaction() as conn:
             rows = await conn.execute_fetchall(
-                f"SELECT t.taskid, {_METER_COLUMNS} {_METER_FROM} WHERE t.hwid = ? AND t.meter_from IS NOT NULL",
+                f"SELECT {METER_COLUMNS} FROM tasks WHERE hwid = ? AND meter_from IS NOT NULL",
                 (hwid,))
             for row in rows:
-                await self._write(conn, _metered(row[0], row[1:]), lambda m: metering.tick(m, now))
+                await self._write(conn, _metered(row), lambda m: metering.tick(m, now))
             await conn.execute("UPDATE executors SET seen_at = ? WHERE hwid = ?", (now, hwid))
 
     async def seen_again(self, hwid: str) -> None:
@@ -127,8 +138,8 @@ class Ledger:
             seen = await conn.execute_fetchall("SELECT seen_at FROM executors WHERE hwid = ?", (hwid,))
             last_seen = seen[0][0] if seen else None
             rows = await conn.execute_fetchall(
-                f"SELECT t.taskid, {_METER_COLUMNS} {_METER_FROM} WHERE t.hwid = ? AND t.meter_from IS NOT NULL",
+                f"SELECT {METER_COLUMNS} FROM tasks WHERE hwid = ? AND meter_from IS NOT NULL",
                 (hwid,))
             for row in rows:
-                await self._write(conn, _metered(row[0], row[1:]),
+                await self._write(conn, _metered(row),
                                   lambda m: (metering.seen_again(m, now, last_seen), ()))

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from megamind.errors import AccountNotFound, InsufficientFunds, SpendLimitReached
-from megamind.money import from_micro, per_minute, to_micro
+from megamind.errors import AccountNotFound, InsufficientFunds, SpendLimitReached, ValidationFailed
+from megamind.money import MAX_MICRO, format_money, from_micro, per_minute, to_micro
 from megamind.store.db import Database
 
 HOUR_S = 3600.0
@@ -71,10 +71,12 @@ class Spending:
         """Add credit (and make the account prepaid); the new balance in micro-units."""
         micro = to_micro(amount)
         async with self._db.transaction() as conn:
-            rows = await conn.execute_fetchall("SELECT id FROM accounts WHERE name = ?", (name,))
+            rows = await conn.execute_fetchall("SELECT id, balance_micro FROM accounts WHERE name = ?", (name,))
             if not rows:
                 raise AccountNotFound(f"no account named {name!r}")
-            account_id = rows[0][0]
+            account_id, balance = rows[0][0], rows[0][1] or 0
+            if not -MAX_MICRO <= balance + micro <= MAX_MICRO:
+                raise ValidationFailed(f"amount: a balance stays within {format_money(MAX_MICRO)} either way")
             await conn.execute("INSERT INTO credits (account_id, micro, note, created_at) VALUES (?, ?, ?, ?)",
                                (account_id, micro, note, time.time()))
             cursor = await conn.execute(

@@ -17,14 +17,13 @@ from megamind.errors import ExecutorBusy, TaskNotFound, TaskQueued
 from megamind.protocol import Op
 from megamind.states import TaskState
 from megamind.store.db import Database
-from megamind.store.ledger import Ledger
+from megamind.store.ledger import METER_COLUMNS, Ledger
 from megamind.store.listings import ListingCache
 from megamind.store.taskmodel import (
     COLUMNS,
     DETAIL_COLUMNS,
     DETAIL_FROM,
     Command,
-    Results,
     StateChanges,
     StateUpdate,
     Task,
@@ -285,13 +284,15 @@ class TaskStore:
                         " ELSE started_at END,"
                         " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
                         " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND cancelled = 0"
-                        " AND (state != ? OR error_msg != ? OR ports != ?)",
+                        " AND (state != ? OR error_msg != ? OR ports != ?)"
+                        f" RETURNING {METER_COLUMNS}",
                         (state, update.error_msg, int(update.state.holds_executor), now,
                          update.exit_code, ports,
                          state, running, running, started,
                          int(update.state.finished), finished,
                          update.taskid, hwid, state, update.error_msg, ports),
                     )
+                    returned = next(iter(await cursor.fetchall()), None)  # read to its end: the statement completes
                 except sqlite3.IntegrityError as exc:
                     if not is_live_task_conflict(exc):
                         raise
@@ -300,10 +301,10 @@ class TaskStore:
                     # and the intruder is stopped.
                     result.stops.append(await enqueue_command(conn, hwid, update.taskid, Op.STOP, {}, now))
                     continue
-                if cursor.rowcount:
+                if returned is not None:
                     changed.append(update.taskid)
                     result.freed = result.freed or not update.state.holds_executor
-                    await self._ledger.step(conn, update.taskid, _meter_move(update, now))
+                    await self._ledger.step_returned(conn, returned, _meter_move(update, now))
         self.listings.forget_tasks(changed)
         return result
 
