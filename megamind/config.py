@@ -45,6 +45,8 @@ class ServerConfig:
     create_local_account: bool = False
     # The platform's share of every charge (0.2: a fifth); owners earn the rest.
     platform_fee: float = 0.0
+    # Off: runs are neither metered nor charged (a private fleet where money plays no part).
+    metering: bool = True
     # How often runs of prepaid or spend-limited accounts are charged and their limits
     # checked: a balance goes below zero by at most this much run time.
     meter_interval_s: float = 5.0

@@ -55,7 +55,7 @@ def create_app(config: ServerConfig) -> web.Application:
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     store = await Store.open(config.db_path, log_limit_bytes=config.log_limit_bytes,
-                             platform_fee=config.platform_fee)
+                             platform_fee=config.platform_fee, metering=config.metering)
     if config.create_local_account:
         await _ensure_local_account(store, config)
     app[store_key] = store

@@ -47,11 +47,13 @@ def _check_rate_limit(ctx, param, value: str) -> str:
               type=click.FloatRange(min=0.1),
               help="Seconds between charges of prepaid and spend-limited accounts' runs: a balance goes "
                    "below zero by at most this much run time.")
+@click.option("--metering/--no-metering", default=ServerConfig.metering, show_default=True,
+              help="Meter and charge task runs; without, nothing is billed (a private fleet).")
 @click.option("--history-days", default=None, type=click.IntRange(min=1),
               help="Purge the records of deleted tasks older than this many days.  [default: keep them]")
 def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, rate_limit: str,
            log_limit_mb: int, results_limit_mb: int, blobs_dir: Path | None, local_account: bool,
-           platform_fee: float, meter_interval: float, history_days: int | None) -> None:
+           platform_fee: float, meter_interval: float, metering: bool, history_days: int | None) -> None:
     """Serve the API until SIGTERM or SIGINT."""
     config = ServerConfig(
         db_path=db_path,
@@ -67,6 +69,7 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         create_local_account=local_account,
         platform_fee=platform_fee,
         meter_interval_s=meter_interval,
+        metering=metering,
         history_days=history_days,
     )
     web.run_app(

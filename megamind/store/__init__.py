@@ -36,10 +36,10 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes,
-                   platform_fee: float = ServerConfig.platform_fee) -> "Store":
+                   platform_fee: float = ServerConfig.platform_fee, metering: bool = ServerConfig.metering) -> "Store":
         db = Database(path)
         await db.open()
-        ledger = Ledger(db, platform_fee)
+        ledger = Ledger(db, platform_fee, metering)
         tasks = TaskStore(db, ledger)
         return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks,
                    SqlLogStore(db, log_limit_bytes), FileStore(db), Scheduler(db, tasks.listings.forget_account),

@@ -50,12 +50,15 @@ def _metered(row) -> Metered:
 
 
 class Ledger:
-    def __init__(self, db: Database, platform_fee: float = 0.0) -> None:
+    def __init__(self, db: Database, platform_fee: float = 0.0, metering: bool = True) -> None:
         self._db = db
         self._fee_micro = to_micro(platform_fee)  # the platform's share of each charge, in millionths
+        self._metering = metering  # off: nothing is metered or charged (`megamind server --no-metering`)
 
     async def step(self, conn, taskid: str, move: Callable[[Meter], Step]) -> Meter | None:
         """Move one task's meter inside the caller's transaction; None for a task with no executor."""
+        if not self._metering:
+            return None
         rows = await conn.execute_fetchall(
             f"SELECT {METER_COLUMNS} FROM tasks WHERE taskid = ? AND hwid IS NOT NULL", (taskid,))
         if not rows:
@@ -64,7 +67,7 @@ class Ledger:
 
     async def step_returned(self, conn, row, move: Callable[[Meter], Step]) -> Meter | None:
         """As `step`, for a row of `METER_COLUMNS` an UPDATE of the task has just returned."""
-        if row[13] is None:  # no executor: nothing to meter
+        if row[13] is None or not self._metering:  # no executor: nothing to meter
             return None
         return await self._write(conn, _metered(row), move)
 
