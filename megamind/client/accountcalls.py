@@ -5,14 +5,15 @@ page by page (the live ones, and history with the deleted ones)."""
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import Any
+
+from typing_extensions import Unpack
 
 from megamind.client.billing import Account, Earnings, Estimate, Usage
 from megamind.client.listings import TaskPage, TimeBound, history_query, range_query, task_page_query
-from megamind.client.models import FileInfo, Task, file_ids
-from megamind.client.spec import PortSpec, Requirements, TaskLimits, addtask_body
+from megamind.client.models import Task, file_ids
+from megamind.client.spec import JobOptions, addtask_body
 from megamind.client.transport import Transport, decode_answer, read_answer
 from megamind.states import TaskState
 
@@ -26,29 +27,13 @@ class AccountCalls:
 
     _http: Transport
 
-    async def estimate(
-        self,
-        image: str,
-        hwid: str | None = None,
-        params: str = "",
-        *,
-        requirements: Requirements | Mapping[str, Any] | None = None,
-        command: str | Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        ports: Iterable[PortSpec] | None = None,
-        limits: TaskLimits | Mapping[str, Any] | None = None,
-        priority: int | None = None,
-        queue_timeout: int | None = None,
-        inputs: Iterable[str | FileInfo] = (),
-    ) -> Estimate:
+    async def estimate(self, image: str, hwid: str | None = None, params: str = "",
+                       **job: Unpack[JobOptions]) -> Estimate:
         """What ``add_task`` with the same arguments would do now, without doing it: how many
         executors fit, the cheapest free ones, its place in the queue, the price, the time and
         the cost it would likely come to."""
-        body = addtask_body(
-            image, params, hwid, requirements=requirements, command=command, env=env, workdir=workdir,
-            ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout, file_ids=file_ids(inputs),
-        )
+        inputs = job.pop("inputs", ())
+        body = addtask_body(image, params, hwid, **job, file_ids=file_ids(inputs))
         data = await self._http.call("POST", "/api/v1/estimate", body, parse_float=Decimal)
         return decode_answer(data, Estimate.from_json)
 

@@ -9,7 +9,7 @@ is exactly the contract's original addtask.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
 from megamind.jobspec import (
     ENV_NAME,
@@ -87,6 +87,20 @@ def _command_wire(command: str | Sequence[str]) -> str | list[str]:
 
 def _limits(value: "TaskLimits | Mapping[str, Any]") -> TaskLimits:
     return value if isinstance(value, TaskLimits) else TaskLimits(**value)
+
+
+class JobOptions(TypedDict, total=False):
+    """addtask's optional fields as the client's calls take them (None: not sent)."""
+
+    requirements: Requirements | Mapping[str, Any] | None
+    command: str | Sequence[str] | None
+    env: Mapping[str, str] | None
+    workdir: str | None
+    ports: Iterable[PortSpec] | None
+    limits: TaskLimits | Mapping[str, Any] | None
+    priority: int | None
+    queue_timeout: int | None
+    inputs: Iterable[Any]  # file ids or FileInfo, as add_task takes them
 
 
 def addtask_body(

@@ -22,12 +22,14 @@ from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Iter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from typing_extensions import Unpack
+
 from megamind.client.accountcalls import StateFilter
 from megamind.client.aio import DEFAULT_STREAM, DEFAULT_TIMEOUT_S, SETTLED, AsyncClient
 from megamind.client.billing import Account, Earnings, Estimate, Usage
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
 from megamind.client.listings import HardwarePage, QueuedTask, TaskPage, TimeBound
-from megamind.client.spec import PortSpec, Requirements, TaskLimits
+from megamind.client.spec import JobOptions, PortSpec, Requirements, TaskLimits
 from megamind.states import TaskState
 
 T = TypeVar("T")
@@ -189,26 +191,9 @@ class Client:
         return self._run(self._async.openapi())
 
     # the account: money and the tasks over time
-    def estimate(
-        self,
-        image: str,
-        hwid: str | None = None,
-        params: str = "",
-        *,
-        requirements: Requirements | Mapping[str, Any] | None = None,
-        command: str | Sequence[str] | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        ports: Iterable[PortSpec] | None = None,
-        limits: TaskLimits | Mapping[str, Any] | None = None,
-        priority: int | None = None,
-        queue_timeout: int | None = None,
-        inputs: Iterable[str | FileInfo] = (),
-    ) -> Estimate:
-        return self._run(self._async.estimate(
-            image, hwid, params, requirements=requirements, command=command, env=env, workdir=workdir,
-            ports=ports, limits=limits, priority=priority, queue_timeout=queue_timeout, inputs=inputs,
-        ))
+    def estimate(self, image: str, hwid: str | None = None, params: str = "",
+                 **job: Unpack[JobOptions]) -> Estimate:
+        return self._run(self._async.estimate(image, hwid, params, **job))
 
     def account(self) -> Account:
         return self._run(self._async.account())
