@@ -199,13 +199,15 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
             "addtask", "contract", "Start an image of the registry on a free executor",
             json_content("TaskId", "The task is accepted; it starts in state 2 (setup)"),
             error_statuses(*BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE",
-                            "UNSATISFIABLE"),
+                            "UNSATISFIABLE", "INSUFFICIENT_FUNDS", "SPEND_LIMIT_REACHED"),
             requestBody={"required": True, "content": {"application/json": {"schema": "AddTaskRequest"}}},
             description="With `hwid`, the task runs exactly there. Without it, it goes to the cheapest free "
                         "online executor that meets `requirements` and can hold `limits` (ties: the higher "
                         "rating), or waits in the queue (state 2, `ip` \"\") until one frees up or comes "
                         "online, higher `priority` first, then oldest first; after `queue_timeout` it ends "
-                        "in state 5. 422 with code 20 when no registered executor could ever hold it.",
+                        "in state 5. 422 with code 20 when no registered executor could ever hold it. "
+                        "402 for a prepaid account that cannot pay a minute there (code 22) or an account "
+                        "past its hourly spend limit (code 23).",
         )}),
         ("/api/v1/deltask/{taskid}", {"delete": operation(
             "deltask", "contract", "Stop and destroy a task (also when its executor is offline: once back)",
@@ -218,7 +220,8 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         ("/api/v1/restarttask/{taskid}", {"post": operation(
             "restarttask", "contract", "Restart a task's container (a finished task starts again)",
             json_content("Status", "Restarting: the state goes through 2 (setup)"),
-            error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE", "TASK_QUEUED"),
+            error_statuses("TASK_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE", "TASK_QUEUED",
+                           "INSUFFICIENT_FUNDS", "SPEND_LIMIT_REACHED"),
             parameters=[_TASKID], description="409 with code 21 while the task is queued.",
         )}),
         ("/api/v1/gettasklogs/{taskid}", {"get": operation(

@@ -19,6 +19,7 @@ from megamind.states import TaskState
 from megamind.store.db import Database
 from megamind.store.ledger import METER_COLUMNS, Ledger
 from megamind.store.listings import ListingCache
+from megamind.store.spending import Spending
 from megamind.store.taskmodel import (
     COLUMNS,
     DETAIL_COLUMNS,
@@ -203,6 +204,8 @@ class TaskStore:
             raise TaskQueued(f"task {taskid} is queued: it starts when an executor is free")
         try:
             async with self._db.transaction() as conn:
+                price = await conn.execute_fetchall("SELECT price FROM tasks WHERE taskid = ?", (taskid,))
+                await Spending.check_can_start(conn, account_id, price[0][0] if price else None)
                 updated = await conn.execute(
                     "UPDATE tasks SET state = ?, error_msg = '', holds_executor = 1, progress = NULL,"
                     " cancelled = 0, finished_at = NULL, exit_code = NULL, ports = '[]', updated_at = ?"
