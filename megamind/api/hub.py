@@ -71,6 +71,7 @@ class ExecutorHub:
         self._store = store
         self._heartbeat_s = heartbeat_s
         self._results_limit = results_limit
+        self._going_offline: set[asyncio.Future] = set()
         self._links: dict[str, AgentLink] = {}
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
 
@@ -133,7 +134,11 @@ class ExecutorHub:
             # Offline at once: the closing handshake below may wait on a silent peer.
             if self._links.get(record.hwid) is link:
                 del self._links[record.hwid]
-                await asyncio.shield(self._go_offline(record.hwid))
+                # Shielded: a handler cancelled at shutdown still finishes it, and close() waits for it.
+                going = asyncio.ensure_future(self._go_offline(record.hwid))
+                self._going_offline.add(going)
+                going.add_done_callback(self._going_offline.discard)
+                await asyncio.shield(going)
                 log.info("executor %s offline", record.hwid)
         if close_code is not None:
             await ws.close(code=close_code, message=reason)
@@ -243,6 +248,7 @@ class ExecutorHub:
 
     async def close(self) -> None:
         # Offline first, while the store is open: the handlers' own goodbyes may come after it closed.
+        await asyncio.gather(*self._going_offline, return_exceptions=True)
         links, self._links = self._links, {}
         for hwid in links:
             await self._go_offline(hwid)
