@@ -92,10 +92,14 @@ def running(meter: Meter, run_key: float | None, started: float | None, now: flo
                    unseen=()), charges
 
 
-def ended(meter: Meter, finished: float | None, now: float) -> Step:
-    """The run is over (at ``finished`` by the engine's word, or unknown: now)."""
+def ended(meter: Meter, finished: float | None, now: float, started: float | None = None) -> Step:
+    """The run is over (at ``finished`` by the engine's word, or unknown: now).  An end that
+    gives the engine's start of a run first heard of without it moves the run's start there."""
     if meter.meter_from is None:
         return meter, ()
+    if started is not None and meter.run_key is None and meter.run_started is not None and not meter.unseen:
+        floor = meter.run_started if meter.placed_at is None else min(meter.placed_at, meter.run_started)
+        meter = replace(meter, run_started=max(min(started, meter.run_started), floor))
     end = now if finished is None else min(finished, now)
     if meter.run_started is not None:
         end = max(end, meter.run_started)

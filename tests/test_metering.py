@@ -407,3 +407,15 @@ def test_a_refund_gives_back_exactly_the_share_its_charge_took(amount, fraction)
 ])
 def test_format_money_writes_amounts_as_people_do(micro, text):
     assert format_money(micro) == text
+
+
+def test_an_end_with_the_engines_start_bills_from_it_when_running_was_heard_without():
+    """The agent reports running right after the engine's start answer, without the
+    engine's own start; the end carries it, and the run is billed from there."""
+    meter, _ = metering.running(Meter(to_micro(3600), placed_at=9.0), None, None, 10.05)
+    meter, charges = metering.ended(meter, 10.2, 10.3, started=10.0)
+    assert meter.billed_ms == 200 and sum(c.micro for c in charges) == to_micro(0.2)
+    # Never before the task was placed, whatever the engine's clock says.
+    meter, _ = metering.running(Meter(to_micro(3600), placed_at=9.0), None, None, 10.05)
+    meter, _ = metering.ended(meter, 10.2, 10.3, started=1.0)
+    assert meter.billed_ms == 1200

@@ -284,7 +284,7 @@ class TaskStore:
                         "UPDATE tasks SET state = ?, error_msg = ?, holds_executor = ?, updated_at = ?,"
                         " exit_code = ?, ports = ?,"
                         " started_at = CASE WHEN ? = ? AND (state != ? OR started_at IS NULL) THEN ?"
-                        " ELSE started_at END,"
+                        " WHEN ? AND ? IS NOT NULL THEN ? ELSE started_at END,"
                         " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
                         " WHERE taskid = ? AND hwid = ? AND deleted = 0 AND cancelled = 0"
                         " AND (state != ? OR error_msg != ? OR ports != ?)"
@@ -292,6 +292,7 @@ class TaskStore:
                         (state, update.error_msg, int(update.state.holds_executor), now,
                          update.exit_code, ports,
                          state, running, running, started,
+                         int(update.state.finished), update.started_at, update.started_at,
                          int(update.state.finished), finished,
                          update.taskid, hwid, state, update.error_msg, ports),
                     )
@@ -384,4 +385,4 @@ def _meter_move(update: StateUpdate, now: float):
     anything else ends the run under way, at the engine's end when it gave one."""
     if update.state == TaskState.RUNNING:
         return lambda meter: metering.running(meter, update.run_key, update.started_at, now)
-    return lambda meter: metering.ended(meter, update.finished_at, now)
+    return lambda meter: metering.ended(meter, update.finished_at, now, update.started_at)
