@@ -225,4 +225,17 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 6: trust.  A repository of the registry belongs to the account that first pushed it;
+    # others may pull it only once it is public.  An executor can be removed: its token
+    # stops working at once, and its record stays for its tasks' history.
+    """
+    CREATE TABLE repositories (
+        name TEXT PRIMARY KEY,
+        owner_id INTEGER NOT NULL REFERENCES accounts(id),
+        public INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX repositories_by_owner ON repositories(owner_id, name);
+    ALTER TABLE executors ADD COLUMN removed_at REAL;
+    """,
 ]
