@@ -57,6 +57,7 @@ class Account:
 class Executor:
     hwid: str
     cost: float
+    token: str  # its agent's executor-token (the money benchmark's simulated agents connect with it)
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,8 @@ async def _accounts_and_executors(path: Path, names: list[str], executors: int) 
         made = []
         for n in range(executors):
             cost = COSTS[n % len(COSTS)]
-            hwid, _ = await store.executors.register(owner.id, HARDWARE, cost)
-            made.append(Executor(hwid, cost))
+            hwid, token = await store.executors.register(owner.id, HARDWARE, cost)
+            made.append(Executor(hwid, cost, token))
     finally:
         await store.close()
     return accounts, made

@@ -10,7 +10,7 @@ from bench.money import FULL, QUICK, Size, busy_accounts, measure
 from bench.moneyseed import LISTED, YEAR_S, account_sizes, seed
 from megamind.store import Store
 
-TINY = Size(tasks=2_000, accounts=10, export_rows=300, executors=4, pages=6, exports=1, meter_rounds=2)
+TINY = Size(tasks=2_000, accounts=10, export_rows=300, executors=4, pages=6, exports=1, meter_rounds=2, meter_tasks=3)
 
 
 def test_account_sizes_add_up_and_spread_over_a_hundredfold_range():
@@ -59,13 +59,21 @@ def test_sizes_keep_the_quick_run_small():
 
 def test_a_tiny_run_gives_every_row(tmp_path):
     rows, series = measure(TINY, tmp_path)
-    assert [r.benchmark for r in rows] == ["money history page", "money csv export", "money metering"]
-    page, export, metering = rows
+    assert [r.benchmark for r in rows] == ["money history page", "money csv export", "money metering",
+                                           "money metering, store only"]
+    page, export, metering, store_only = rows
     assert len(page.ours.samples) == len(page.base.samples) == TINY.pages
     assert len(export.ours.samples) == len(export.base.samples) == TINY.exports
     assert len(metering.ours.samples) == len(metering.base.samples) == TINY.meter_rounds
+    assert len(store_only.ours.samples) == len(store_only.base.samples) == TINY.meter_rounds
     assert all(r.ratio is not None and r.ratio > 0 for r in rows)
-    # Every metered task left one charge; the rounds with metering off left none.
+    # Through the API: every task the agents ran ended stopped on both servers, billed on the
+    # metered one, and no charge was written on the one with --no-metering.
+    ran = (TINY.meter_rounds + 1) * TINY.meter_tasks * TINY.executors
+    assert f"tasks stopped {ran:,} on, {ran:,} off; billed {ran:,} on, 0 off; charges written " in metering.notes[0]
+    assert "under way), 0 off" in metering.notes[0]
+    # In the store: one charge a metered task; the rounds with the ledger off left none.
     metered = (TINY.meter_rounds + 1) * TINY.executors
-    assert f"charges written {metered:,} (one a metered task: {metered:,})" in metering.notes[0]
-    assert [title for title, _, _ in series] == ["money: history page of 100 vs gettasklist"]
+    assert f"charges written {metered:,} (one a metered task: {metered:,})" in store_only.notes[0]
+    assert [title for title, _, _ in series] == ["money: history page of 100 vs gettasklist",
+                                                 "money metering: API CPU a state report, a round each"]
