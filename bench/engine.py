@@ -24,6 +24,7 @@ from bench.procs import (
     Registry,
     Server,
     bench_server,
+    free_port,
     push_bench_image,
     remove_containers,
 )
@@ -46,12 +47,16 @@ class EnginePlatform:
     client: docker.DockerClient = field(default_factory=lambda: docker.from_env(version="auto", timeout=120))
 
     def start(self) -> None:
-        self.registry = Registry(self.workdir / "registry" / "storage")
+        # Token auth on, as everywhere: the server is the registry's token server, and the
+        # account that runs the benchmark's tasks pushed (so owns) the image.
+        auth = self.workdir / "registry" / "auth"
+        self.registry = Registry(self.workdir / "registry" / "storage", f"http://127.0.0.1:{free_port()}", auth)
         self.registry.start()
-        self.image = push_bench_image(self.registry, self.workdir)
-        self.server = bench_server(self.workdir / "engine-api" / "megamind.db", self.registry.address)
+        self.server = bench_server(self.workdir / "engine-api" / "megamind.db", self.registry.address,
+                                   registry_auth_dir=auth, port=self.registry.api_port)
         self.server.start()
         self.key = self.server.create_account("bench")
+        self.image = push_bench_image(self.registry, self.workdir, ("bench", self.key))
         owner = self.server.create_account("owner")
         self.agent1 = Agent(self.server.url, owner, self.workdir / "agent1", self.run_id, slots=1)
         self.agent50 = Agent(self.server.url, owner, self.workdir / "agent50", self.run_id, slots=BURST_SLOTS)

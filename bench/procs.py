@@ -83,15 +83,21 @@ class CpuMeter:
         return None if used is None else used / max(time.monotonic() - self.started, 1e-9)
 
 
-def bench_server(db: Path, registry: str) -> Server:
-    # The limiter stays in the request path, but never refuses a benchmark request.
-    return Server(db, registry, ("--no-local-account", "--rate-limit", "1000000/second"))
+def bench_server(db: Path, registry: str, registry_auth_dir: Path | None = None, port: int | None = None) -> Server:
+    """A server whose limiter stays in the request path, but never refuses a benchmark request;
+    with ``registry_auth_dir`` and ``port``, the token server of a Registry (`megamind.testing`)."""
+    args = ("--no-local-account", "--rate-limit", "1000000/second",
+            "--register-rate-limit", "none", "--max-executors-per-account", "0")
+    if port is None:
+        return Server(db, registry, args, registry_auth_dir=registry_auth_dir)
+    return Server(db, registry, args, port=port, registry_auth_dir=registry_auth_dir)
 
 
-def push_bench_image(registry: Registry, workdir: Path) -> str:
-    """The busybox image FROM scratch, on the registry; returns the pull reference."""
+def push_bench_image(registry: Registry, workdir: Path, credentials: tuple[str, str]) -> str:
+    """The busybox image FROM scratch, pushed to the registry by an account (its name, an
+    api-key), which owns it; returns the pull reference."""
     tag = f"{registry.address}/{IMAGE_NAME}:latest"
-    build_busybox_image(tag, workdir / "image")
+    build_busybox_image(tag, workdir / "image", credentials)
     return tag
 
 

@@ -10,6 +10,13 @@ MiB = 1024 * 1024
 # Polling gettasklist ten times a second is how the contract says to watch a task:
 # the default per-key limit leaves room for that and for a few other calls beside it.
 DEFAULT_RATE_LIMIT = "30/second;3000/minute"
+# Executors registered per api-key: room for an agent that registers a few dozen slots at once.
+DEFAULT_REGISTER_RATE_LIMIT = "30/minute;300/hour"
+# The GPU job market's own limits per api-key, as its document states them.
+DEFAULT_MARKET_RATE_LIMIT = "60/minute;1000/hour"
+# What a dialect's job runs in when it names no image (the demo pushes it: a static busybox).
+DEFAULT_IMAGE = "megamind.network/base:latest"
+FLUX_SECRET_ENV = "MEGAMIND_FLUX_SECRET_KEY"
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,10 @@ class ServerConfig:
     key_cache_ttl_s: float = 2.0
     # A `limits` string per api-key ("none": unlimited); keys may carry their own.
     rate_limit: str = DEFAULT_RATE_LIMIT
+    # Registrations of executors per api-key, counted apart from the calls above.
+    register_rate_limit: str = DEFAULT_REGISTER_RATE_LIMIT
+    # Executors an account may hold, removed ones not counted (None: no cap).
+    max_executors_per_account: int | None = 100
     # With no flags, server and executor share this folder; see `local_account_key_file`.
     home: Path = DEFAULT_HOME
     create_local_account: bool = False
@@ -54,6 +65,15 @@ class ServerConfig:
     meter_checkpoint_s: float = 60.0
     # Records of deleted tasks older than this many days are purged (None: kept).
     history_days: int | None = None
+    # The key that signs registry tokens and its certificate; None: `registry-auth` beside
+    # the database.  API processes that share a registry share this folder.
+    registry_auth_dir: Path | None = None
+    # Jobs of dialects that name no image run in this one.
+    default_image: str = DEFAULT_IMAGE
+    # Signs the JWTs of Flux's token flow (its users' `FLUX_SECRET_KEY`); None: a random
+    # one per start, so only the api-key ways into /flux work across restarts.
+    flux_secret_key: str | None = None
+    market_rate_limit: str = DEFAULT_MARKET_RATE_LIMIT
 
     @property
     def local_account_key_file(self) -> Path:
@@ -63,6 +83,15 @@ class ServerConfig:
     def blob_root(self) -> Path:
         return self.blobs_dir if self.blobs_dir is not None else self.db_path.parent / "blobs"
 
+    @property
+    def registry_auth_root(self) -> Path:
+        return registry_auth_root(self.db_path, self.registry_auth_dir)
+
+
+def registry_auth_root(db_path: Path, registry_auth_dir: Path | None = None) -> Path:
+    """Where the registry's token key is, for the server and for `megamind registry-config` alike."""
+    return registry_auth_dir if registry_auth_dir is not None else db_path.parent / "registry-auth"
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -70,7 +99,9 @@ class AgentConfig:
     api_key: str | None = None
     state_dir: Path = DEFAULT_HOME / "executor"
     cost: float = 0.0
-    network: str = "bridge"
+    # "isolated": the host's task network, a bridge with inter-container traffic off
+    # (`executor.network`); or "bridge", "none", "host" (with allow_host_network), a network name.
+    network: str = "isolated"
     labels: dict[str, str] = field(default_factory=dict)
     heartbeat_s: float = 5.0
     # Lines are shipped this long after they arrive, so lines of many tasks travel together.
@@ -79,7 +110,8 @@ class AgentConfig:
     pull_timeout_s: float = 600.0
     stop_timeout_s: int = 5
     resync_s: float = 30.0
-    # Container limits the owner sets; None leaves the engine's default.
+    # Container limits the owner sets; None leaves the engine's default (with slots > 1,
+    # each task's memory is its slot's share of the RAM all the same).
     memory_mb: int | None = None
     cpus: float | None = None
     pids_limit: int = 4096
@@ -90,3 +122,11 @@ class AgentConfig:
     allow_host_network: bool = False
     # The host address task ports are published on (0.0.0.0: all of them); sent to the API.
     publish_address: str = "0.0.0.0"
+    # Images the agent pulled are kept to this many GB: unused ones go, least recently
+    # used first (`executor.imagecache`); None: never pruned.
+    image_cache_gb: float | None = 50.0
+    # How often the image cache is pruned besides after each removed task.
+    image_prune_s: float = 600.0
+    # Size limit of each task container's writable layer, where the storage driver has one
+    # (`executor.diskquota`); None: unbounded.
+    disk_quota_gb: int | None = None

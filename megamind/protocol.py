@@ -44,6 +44,8 @@ TAIL_LINES = 20
 # A WebSocket message, either way: a log batch is kept well under it by the agent.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_ERROR_CHARS = 4096
+# Containers one inventory may name: far beyond what one engine runs for one executor.
+MAX_INVENTORY = 10_000
 
 
 class Op(str, Enum):
@@ -241,12 +243,17 @@ class Command(Message):
     params: str = ""
     inputs: tuple[InputFile, ...] = ()
     spec: RunSpec = RunSpec()
+    # A registry token for the image's repository, pull only, minted as the command is sent
+    # and never stored with it; "" pulls without one (a registry without auth, an older API).
+    pull_token: str = ""
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "op": self.op.value, "taskid": self.taskid}
         if self.op in (Op.START, Op.RESTART):
             body.update(image=self.image, public_image=self.public_image or self.image, params=self.params,
                         inputs=[i.to_wire() for i in self.inputs], spec=self.spec.to_wire())
+            if self.pull_token:
+                body["pull_token"] = self.pull_token
         return body
 
     @classmethod
@@ -263,11 +270,13 @@ class Command(Message):
             read_field(data, "params", str, optional=True, default=""),
             tuple(InputFile.from_wire(i) for i in read_field(data, "inputs", list, optional=True, default=[])),
             RunSpec.from_wire(read_field(data, "spec", dict, optional=True, default={})),
+            read_field(data, "pull_token", str, optional=True, default=""),
         )
 
     def run_payload(self) -> dict[str, Any]:
-        """What is stored with the command to build it again (everything but id, op, taskid)."""
-        return {k: v for k, v in self.body().items() if k not in ("id", "op", "taskid")}
+        """What is stored with the command to build it again (everything but id, op, taskid,
+        and the pull token, which is minted anew for each sending)."""
+        return {k: v for k, v in self.body().items() if k not in ("id", "op", "taskid", "pull_token")}
 
 
 @dataclass(frozen=True)
@@ -281,8 +290,10 @@ class Inventory(Message):
 
     @classmethod
     def from_body(cls, data: dict[str, Any]) -> "Inventory":
-        return cls(tuple(ContainerReport.from_wire(c) for c in read_field(data, "containers", list)),
-                   read_moment(data, "sent_at"))
+        containers = read_field(data, "containers", list)
+        if len(containers) > MAX_INVENTORY:
+            raise ProtocolError(f"inventory.containers: {len(containers)} items, more than {MAX_INVENTORY}")
+        return cls(tuple(ContainerReport.from_wire(c) for c in containers), read_moment(data, "sent_at"))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ VANISHED = "container vanished"
 @dataclass
 class Plan:
     states: list[StateUpdate] = field(default_factory=list)
+    # Containers of no live task and with no command pending, each named once: the hub
+    # stores one remove for a task the executor was given, and only sends one otherwise.
     remove: list[str] = field(default_factory=list)
     # Deleted or cancelled tasks whose containers are gone: let go (of the executor, if held).
     released: list[str] = field(default_factory=list)
@@ -25,11 +27,14 @@ def reconcile(tasks: list[Task], inventory: list[ContainerReport], pending: set[
 
     ``pending`` holds the taskids with commands not yet acknowledged: their outcome
     is still to come, so neither the container nor its absence says anything yet.
+    A taskid the inventory names twice counts once.
     """
     plan = Plan()
     live = {t.taskid: t for t in tasks if not t.retired}
     seen: set[str] = set()
     for report in inventory:
+        if report.taskid in seen:
+            continue
         seen.add(report.taskid)
         task = live.get(report.taskid)
         if task is None:

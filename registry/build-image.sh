@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Build one of the example images under registry/images/ and push it to a
-# Megamind registry.
+# Megamind registry, as your account (the registry runs with token auth).
 #
 #   registry/build-image.sh NAME [TAG] [REGISTRY]
 #
 #   NAME      a directory under registry/images/ holding a Dockerfile
 #   TAG       image tag (default: latest)
-#   REGISTRY  registry address as host:port (default: 127.0.0.1:5000)
+#   REGISTRY  registry address as host:port (default: the one the API names)
+#
+# Credentials: the API and your api-key as `megamind` finds them: MEGAMIND_API_URL and
+# MEGAMIND_API_KEY, or what `megamind login` stored.  The push goes through `megamind
+# push`, which logs the engine in with your account's name and api-key (in memory only).
+# A repository belongs to the account that pushed it first; only that account may push
+# to it again.  MEGAMIND_PUBLISH=1 publishes it once pushed (every account may run it).
+# MEGAMIND_CLI names the megamind command (default: `megamind` on PATH, else .venv's).
 #
 # Example:
-#   registry/build-image.sh helloworld latest 127.0.0.1:5000
+#   MEGAMIND_API_KEY=mk_... registry/build-image.sh helloworld latest 127.0.0.1:5000
 #   -> pushes 127.0.0.1:5000/helloworld:latest, which customers then run as
 #      megamind.network/helloworld:latest
 #
@@ -37,7 +44,7 @@ case "$1" in -h|--help) usage ;; esac
 
 name=$1
 tag=${2:-latest}
-registry=${3:-127.0.0.1:5000}
+registry=${3:-}
 busybox_src=${BUSYBOX:-/bin/busybox}
 
 # Repository names: lowercase components of [a-z0-9] joined by ".", "_", "__"
@@ -48,10 +55,20 @@ component='[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*'
     || die "invalid image name '$name' (lowercase letters, digits and . _ - only)"
 [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
     || die "invalid tag '$tag'"
-[[ $registry =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$ ]] \
+[[ -z $registry || $registry =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$ ]] \
     || die "invalid registry address '$registry' (expected host:port, e.g. 127.0.0.1:5000)"
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [[ -n ${MEGAMIND_CLI:-} ]]; then
+    read -r -a megamind <<<"$MEGAMIND_CLI"
+elif command -v megamind >/dev/null 2>&1; then
+    megamind=(megamind)
+elif [[ -x "$here/../.venv/bin/megamind" ]]; then
+    megamind=("$here/../.venv/bin/megamind")
+else
+    die "no megamind command: install the package (scripts/setup.sh) or set MEGAMIND_CLI"
+fi
 context="$here/images/$name"
 [[ -f "$context/Dockerfile" ]] || die "no Dockerfile at $context/Dockerfile"
 
@@ -67,16 +84,16 @@ if grep -Eiq '^[[:space:]]*(COPY|ADD)([[:space:]]+--[^[:space:]]+)*[[:space:]]+(
     fi
 fi
 
-ref="$registry/$name:$tag"
-
 echo "build-image: building $context" >&2
 image_id=$(DOCKER_BUILDKIT=0 docker build -q "$context") \
     || die "docker build failed for $context"
 echo "build-image: built $image_id" >&2
 
-docker tag "$image_id" "$ref"
+push_args=(push "$image_id" "$name:$tag" --json)
+[[ -n $registry ]] && push_args+=(--registry "$registry")
+[[ ${MEGAMIND_PUBLISH:-} == 1 ]] && push_args+=(--public)
+pushed=$("${megamind[@]}" "${push_args[@]}") \
+    || die "megamind push of $name:$tag failed (is the registry running, and are you logged in?)"
 
-echo "build-image: pushing $ref" >&2
-docker push "$ref" >&2 || die "docker push $ref failed (is the registry running at $registry?)"
-
-echo "$ref"
+# What the registry now holds, e.g. 127.0.0.1:5000/helloworld:latest.
+python3 -c 'import json, sys; print(json.load(sys.stdin)["pushed_to"])' <<<"$pushed"

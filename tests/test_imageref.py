@@ -1,5 +1,9 @@
+import jsonschema_rs  # JSON Schema as schemathesis reads it: ECMA-262-like patterns, not Python's
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from megamind.api.openapi import build_spec
 from megamind.errors import ErrorCode, ImageNotAllowed
 from megamind.imageref import MAX_REFERENCE_LENGTH, PUBLIC_REGISTRY, ImageRef, parse_image
 
@@ -82,3 +86,62 @@ def test_length_limit():
         parse_image(f"megamind.network/{name}a")
     with pytest.raises(ImageNotAllowed):
         parse_image("megamind.network/" + "x" * 300)
+
+
+# --- ASCII, as Docker's grammar, and the OpenAPI document says the same ----------------
+
+
+def _accepted(text: str) -> bool:
+    try:
+        parse_image(text)
+    except ImageNotAllowed:
+        return False
+    return True
+
+
+# addtask's image as the published document says it.
+_SPEC_IMAGE = jsonschema_rs.validator_for(
+    build_spec()["components"]["schemas"]["AddTaskRequest"]["properties"]["image"])
+# References of Docker's grammar, short: a name of one to three components, a tag, a digest.
+_COMPONENT = st.from_regex(r"[a-z0-9]{1,4}(?:(?:[._]|__|-{1,3})[a-z0-9]{1,4}){0,2}", fullmatch=True)
+_TAG = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True)
+_REFERENCES = st.builds(
+    lambda name, tag, digest: f"{PUBLIC_REGISTRY}/{'/'.join(name)}" + (f":{tag}" if tag else "") + (digest or ""),
+    st.lists(_COMPONENT, min_size=1, max_size=3), st.none() | _TAG, st.none() | st.just("@" + DIGEST),
+)
+
+
+@pytest.mark.parametrize("text", [
+    "megamind.network/x:tést",  # Python's \w would take é; Docker's (Go's) takes ASCII only
+    "megamind.network/x:t\u0661",  # an Arabic-Indic digit
+    "megamind.network/x:\uff41",  # a fullwidth a
+    "megamind.network/tést:x",
+    "megamind.network/x\u0131",  # a dotless i
+    "megamind.network/\u212a",  # the Kelvin sign, which IGNORECASE would match as k
+    "megamind.network/x@sha256:" + "\u0661" * 64,
+    "megamind.network\u2024x",  # a one-dot leader instead of the dot
+])
+def test_non_ascii_is_refused_before_any_pull(text):
+    with pytest.raises(ImageNotAllowed) as info:
+        parse_image(text)
+    assert info.value.code == ErrorCode.IMAGE_NOT_ALLOWED == 16
+    assert not _SPEC_IMAGE.is_valid(text)
+
+
+@st.composite
+def _mutated(draw, text: str) -> str:
+    """A reference with one character inserted, replaced or deleted: any character, often a near miss."""
+    at = draw(st.integers(0, len(text)))
+    char = draw(st.sampled_from(list("Aa0_.-:/@é\u0661\uff41\u212a\n ")) | st.characters())
+    how = draw(st.sampled_from(["insert", "replace", "delete"]))
+    if how == "insert":
+        return text[:at] + char + text[at:]
+    if how == "replace":
+        return text[:at] + char + text[at + 1:]
+    return text[:at] + text[at + 1:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_REFERENCES, _REFERENCES.flatmap(_mutated), st.text(max_size=30).map(f"{PUBLIC_REGISTRY}/".__add__)))
+def test_the_spec_pattern_accepts_exactly_what_the_server_does(text):
+    assert _SPEC_IMAGE.is_valid(text) == _accepted(text), text

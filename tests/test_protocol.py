@@ -7,6 +7,7 @@ import pytest
 from megamind.protocol import (
     AGENT_MESSAGES,
     API_MESSAGES,
+    MAX_INVENTORY,
     Ack,
     Command,
     ContainerReport,
@@ -89,6 +90,15 @@ def test_a_remove_carries_no_run_fields():
 def test_anything_else_is_a_protocol_error(raw):
     with pytest.raises(ProtocolError):
         decode(raw, AGENT_MESSAGES)
+
+
+def test_an_inventory_is_bounded():
+    def inventory(n: int) -> str:
+        return json.dumps({"type": "inventory", "containers": [{"taskid": f"t{i}", "status": "running"}
+                                                               for i in range(n)]})
+    assert len(decode(inventory(MAX_INVENTORY), AGENT_MESSAGES).containers) == MAX_INVENTORY
+    with pytest.raises(ProtocolError, match=f"more than {MAX_INVENTORY}"):
+        decode(inventory(MAX_INVENTORY + 1), AGENT_MESSAGES)
 
 
 def test_texts_are_made_storable():

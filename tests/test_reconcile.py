@@ -114,3 +114,18 @@ def test_an_inventory_does_not_overwrite_what_the_agent_reported_of_the_same_sta
     running = task("b", TaskState.RUNNING)  # its stored ports came with the agent's running report
     plan = reconcile([ended, running], [report("a", STATUS_EXITED, 137), report("b")], set())
     assert _brief(plan.states) == []
+
+
+def test_an_orphan_named_twice_is_one_remove():
+    plan = reconcile([], [report("stray"), report("stray", STATUS_EXITED, 0), report("other")], set())
+    assert plan.remove == ["stray", "other"]
+
+
+def test_a_live_task_named_twice_is_judged_once():
+    plan = reconcile([task("a", TaskState.SETUP)], [report("a"), report("a", STATUS_EXITED, 1)], set())
+    assert _brief(plan.states) == [("a", TaskState.RUNNING, "")]
+
+
+def test_an_orphan_with_a_command_pending_gets_no_other():
+    plan = reconcile([task("a", TaskState.STOPPED, deleted=True)], [report("a"), report("b")], {"a", "b"})
+    assert plan.remove == []

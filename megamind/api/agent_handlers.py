@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from megamind.api.bodies import json_response, read_body
-from megamind.api.keys import auth_key, hub_key, store_key
+from megamind.api.keys import auth_key, config_key, hub_key, rate_limiter_key, store_key
 from megamind.api.schemas import register_request_schema, register_response_schema
 from megamind.errors import ValidationFailed
 
@@ -14,11 +14,14 @@ _CHUNK = b"\0" * (256 * 1024)
 
 
 async def register(request: web.Request) -> web.Response:
-    """An owner's api-key enrols a new executor; it gets its own token back, once."""
+    """An owner's api-key enrols a new executor; it gets its own token back, once.
+    Within the server's registration rate per key (429) and executor cap per account (403)."""
     caller = await request.app[auth_key].caller(request)
+    config = request.app[config_key]
+    await request.app[rate_limiter_key].check_registration(caller, config.register_rate_limit)
     body = await read_body(request, register_request_schema)
     hwid, token = await request.app[store_key].executors.register(
-        caller.account.id, body["hardware"], body["cost"]
+        caller.account.id, body["hardware"], body["cost"], config.max_executors_per_account
     )
     return json_response(register_response_schema.dump({"hwid": hwid, "token": token}), status=201)
 

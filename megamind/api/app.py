@@ -22,9 +22,11 @@ from megamind.api.keys import (
     hub_key,
     rate_limiter_key,
     store_key,
+    task_tokens_key,
 )
 from megamind.api.middlewares import customer_auth_middleware, error_middleware
 from megamind.api.ratelimit import KeyRateLimiter
+from megamind.api.registry_auth import registry_auth_ctx
 from megamind.api.routes import setup_routes
 from megamind.blobs import LocalBlobStore
 from megamind.config import ServerConfig
@@ -47,7 +49,7 @@ def create_app(config: ServerConfig) -> web.Application:
     )
     app[config_key] = config
     app[rate_limiter_key] = KeyRateLimiter(config.rate_limit)
-    app.cleanup_ctx.extend([store_ctx, blobs_ctx, hub_ctx, background_ctx])
+    app.cleanup_ctx.extend([store_ctx, blobs_ctx, registry_auth_ctx, hub_ctx, background_ctx])
     setup_routes(app)
     return app
 
@@ -73,7 +75,8 @@ async def blobs_ctx(app: web.Application) -> AsyncIterator[None]:
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     await app[store_key].executors.all_offline()
-    app[hub_key] = hub = ExecutorHub(app[store_key], config.heartbeat_s, config.results_limit_bytes)
+    app[hub_key] = hub = ExecutorHub(app[store_key], config.heartbeat_s, config.results_limit_bytes,
+                                     stamp=app[task_tokens_key].stamp)
     yield
     await hub.close()
 

@@ -20,6 +20,9 @@ from megamind.errors import (
 )
 
 BODY_READ_TIMEOUT_S = 10.0
+# No call's body nests deeper than a few levels (addtask: the body, ports, a port object);
+# anything deeper is refused before the schema sees it.
+MAX_JSON_DEPTH = 32
 
 # Clients of the original document may send JSON as curl's default form type or with
 # no type at all; anything that is plainly not JSON is refused.
@@ -59,6 +62,11 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raw = await asyncio.wait_for(request.read(), BODY_READ_TIMEOUT_S)
     except asyncio.TimeoutError:
         raise RequestTimeout(f"the body did not arrive within {BODY_READ_TIMEOUT_S:g} s") from None
+    return parse_body(raw, schema)
+
+
+def parse_body(raw: bytes, schema: Schema) -> dict[str, Any]:
+    """A body's bytes loaded through ``schema``: a 400 or a 422 for anything wrong, whatever it holds."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -68,11 +76,12 @@ async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise BadRequest("the body is nested too deeply") from None
+        raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4300)
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    _check_shape(data, lone_surrogates_possible="\\u" in text)
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be a JSON object")
-    if "\\u" in text and _has_lone_surrogate(data):
-        raise BadRequest("the body holds a \\u escape of a lone surrogate, which is not a character")
     try:
         return schema.load(data)
     except ValidationError as exc:
@@ -104,16 +113,31 @@ def describe_validation_error(messages: Any, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def _check_shape(data: Any, *, lone_surrogates_possible: bool) -> None:
+    """Refuse a body nested deeper than any call takes, or holding a lone surrogate.
+
+    An explicit stack, not recursion: json.loads takes nesting up to Python's recursion
+    limit, and a walk that recursed on top of that would fail deep in the stack instead.
+    """
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if lone_surrogates_possible and not _is_text(value):
+                raise BadRequest("the body holds a \\u escape of a lone surrogate, which is not a character")
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _is_text(value: str) -> bool:
     """JSON may escape half a UTF-16 pair (\\ud800); such a string is no Unicode text."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
+    return True

@@ -4,23 +4,35 @@ The hub knows which executors are online, hands them commands, and turns what th
 report (inventory, states, phases, log batches, acknowledgements) into store writes.
 An executor is online once it has told its inventory, so nobody sees it before the
 API knows what it holds.
+
+A removed executor is retired (`retire`): it goes offline, its live tasks end in error
+(charged up to then), its link closes and nothing it still says is heard.  The owner's
+``DELETE`` retires it at once; one an admin revoked from another process is found by a
+check every `REMOVAL_CHECK_S` (one read of the executors table, cheap at any fleet size
+this store serves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from marshmallow import ValidationError
 
+from megamind import protocol
+from megamind.api.jobschemas import MAX_COST
 from megamind.api.schemas import HardwareReportSchema
 from megamind.progress import progress_of
 from megamind.protocol import (
     AGENT_MESSAGES,
+    MAX_INVENTORY,
     MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     Ack,
@@ -49,31 +61,68 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
 MAX_PHASES_PER_LINK = 1000
+# How often executors removed by another process (an admin) are looked for and retired.
+REMOVAL_CHECK_S = 2.0
+# Containers of ids the store never placed on the executor that one link is told to remove,
+# each once (a bound on what one connection can make the API send).
+MAX_STRAYS_PER_LINK = MAX_INVENTORY
+# The error_msg of a task whose executor was removed under it.
+REMOVED_BY_OWNER = "executor removed by its owner"
+REVOKED = "executor revoked by the platform"
+
+
+class _Removed(Exception):
+    """The executor was removed while its agent said hello."""
+
+
+# A stored command as it is sent: what is minted for the moment of sending (a pull token) added.
+Stamp = Callable[[Command], Awaitable[protocol.Command]]
+
+
+async def as_stored(command: Command) -> protocol.Command:
+    return command.message()
 
 
 @dataclass(eq=False)
 class AgentLink:
     record: ExecutorRecord
     ws: web.WebSocketResponse
+    stamp: Stamp = as_stored
     sent: set[int] = field(default_factory=set)
     # taskid -> how far its setup has got, as this agent last said; gone with the link.
     phases: dict[str, Phase] = field(default_factory=dict)
+    # Ids the store never placed here whose containers this link was told to remove.
+    strays: set[str] = field(default_factory=set)
+    removed: bool = False  # retired: nothing it says is heard any more
+
+    # Stamping may wait for the store: sends stay in the order they were asked for.
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def send(self, command: Command) -> None:
-        if command.id in self.sent:
-            return
-        self.sent.add(command.id)
-        await self.ws.send_str(command.message().encode())
+        async with self.sending:
+            if command.id in self.sent:
+                return
+            message = await self.stamp(command)
+            self.sent.add(command.id)
+            await self.ws.send_str(message.encode())
 
 
 class ExecutorHub:
-    def __init__(self, store: Store, heartbeat_s: float, results_limit: int) -> None:
+    def __init__(self, store: Store, heartbeat_s: float, results_limit: int, stamp: Stamp = as_stored) -> None:
         self._store = store
+        self._stamp = stamp
         self._heartbeat_s = heartbeat_s
         self._results_limit = results_limit
         self._going_offline: set[asyncio.Future] = set()
         self._links: dict[str, AgentLink] = {}
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self._closing: set[asyncio.Future] = set()
+        self._retiring: set[str] = set()  # hwids `retire` is at: the owner's call and the check never both
+        # Ids of removes sent and never stored: negative, so never a stored command's, and
+        # counting down from this start's microseconds, so never one an agent saw before.
+        self._stray_ids = itertools.count(-int(time.time() * 1_000_000), -1)
+        # Made with the hub in its cleanup context; cancelled and awaited by `close`.
+        self._removals = asyncio.get_running_loop().create_task(self._watch_removals(), name="hub-removals")
 
     # --- what the customer API asks --------------------------------------------------
 
@@ -111,15 +160,20 @@ class ExecutorHub:
         ws = web.WebSocketResponse(heartbeat=self._heartbeat_s, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         self._sockets.add(ws)
-        link = AgentLink(record, ws)
+        link = AgentLink(record, ws, self._stamp)
         close_code, reason = None, b""
         try:
-            if await self._greet(link, request.remote or ""):
+            refusal = await self._greet(link, request.remote or "")
+            if refusal is None:
                 async for message in ws:
+                    if link.removed:
+                        break
                     if message.type == WSMsgType.TEXT:
                         await self._handle(link, decode(message.data, AGENT_MESSAGES))
             else:
-                close_code, reason = WSCloseCode.POLICY_VIOLATION, b"protocol version"
+                close_code, reason = WSCloseCode.POLICY_VIOLATION, refusal
+        except _Removed:
+            close_code, reason = WSCloseCode.POLICY_VIOLATION, b"executor removed"
         except ProtocolError as exc:
             log.warning("executor %s broke the protocol: %s", record.hwid, exc)
             close_code, reason = WSCloseCode.POLICY_VIOLATION, str(exc)[:100].encode()
@@ -148,9 +202,10 @@ class ExecutorHub:
         await self._store.executors.set_online(hwid, False)
         await self._store.ledger.lose_sight(hwid)
 
-    async def _greet(self, link: AgentLink, ip: str) -> bool:
-        """hello -> welcome, with where the API's copy of each task's output ends.
-        False when the agent speaks another protocol version (it was told why)."""
+    async def _greet(self, link: AgentLink, ip: str) -> bytes | None:
+        """hello -> welcome, with where the API's copy of each task's output ends.  When the
+        agent speaks another protocol version or claims what no machine has, it is told why
+        (refused: it stops) and the reason to close with is returned."""
         message = await link.ws.receive(timeout=HELLO_TIMEOUT_S)
         if message.type != WSMsgType.TEXT:
             raise ProtocolError("the first message must be hello")
@@ -162,8 +217,14 @@ class ExecutorHub:
                     "run the executor of the same Megamind release as the API")
             log.warning("executor %s refused: %s", link.record.hwid, text)
             await link.ws.send_str(Refused(text).encode())
-            return False
-        hardware = _hardware(hello)
+            return b"protocol version"
+        try:
+            hardware = _hardware(hello)
+        except ValueError as exc:
+            text = f"the API refuses this executor's hello: {exc}"
+            log.warning("executor %s refused: %s", link.record.hwid, text)
+            await link.ws.send_str(Refused(text).encode())
+            return b"claims refused"
         hwid = link.record.hwid
         await self._store.executors.update_on_connect(hwid, hardware, hello.cost, ip, hello.publish_address)
         link.record.hardware, link.record.cost, link.record.ip = hardware, hello.cost, ip
@@ -173,7 +234,7 @@ class ExecutorHub:
         held = [t.taskid for t in await self._store.tasks.for_executor(hwid) if not t.deleted]
         cursors = await self._store.logs.cursors(held)
         await link.ws.send_str(Welcome(hwid, cursors, self._results_limit).encode())
-        return True
+        return None
 
     async def _come_online(self, link: AgentLink) -> None:
         hwid = link.record.hwid
@@ -182,21 +243,39 @@ class ExecutorHub:
         if previous is not None and previous is not link:
             # The agent came back before its old socket was noticed dead.
             await previous.ws.close(code=WSCloseCode.GOING_AWAY, message=b"replaced")
-        await self._store.executors.set_online(hwid, True)
+        if not await self._store.executors.set_online(hwid, True):
+            raise _Removed(hwid)  # removed since its token was read: its link is let go in `serve`
         for command in await self._store.tasks.pending_commands(hwid):
             await link.send(command)
         log.info("executor %s online from %s", hwid, link.record.ip)
         await self.fill(hwid)
 
-    async def _reconcile(self, hwid: str, inventory: tuple[ContainerReport, ...], clock_shift: float) -> None:
+    async def _reconcile(self, link: AgentLink, inventory: tuple[ContainerReport, ...], clock_shift: float) -> None:
+        hwid = link.record.hwid
         tasks = await self._store.tasks.for_executor(hwid)
         pending = {c.taskid for c in await self._store.tasks.pending_commands(hwid)}
         plan = reconcile(tasks, list(inventory), pending, clock_shift)
         await self._apply_states(hwid, plan.states)
-        for taskid in plan.remove:
-            await self.dispatch(await self._store.tasks.enqueue(hwid, taskid, Op.REMOVE, {}))
+        if plan.remove:
+            await self._remove_orphans(link, plan.remove)
         if await self._store.tasks.release_retired(hwid, plan.released) and self.is_online(hwid):
             await self.fill(hwid)
+
+    async def _remove_orphans(self, link: AgentLink, taskids: list[str]) -> None:
+        """Containers of no live task, with no command pending: a task the executor was given
+        gets one stored remove (the plan leaves out ids with one pending); an id the store never
+        placed here is told to go once per link, and nothing is stored for it."""
+        hwid = link.record.hwid
+        given = await self._store.executors.given(hwid, taskids)
+        for taskid in taskids:
+            if taskid in given:
+                await self.dispatch(await self._store.tasks.enqueue(hwid, taskid, Op.REMOVE, {}))
+            elif taskid not in link.strays and len(link.strays) < MAX_STRAYS_PER_LINK:
+                link.strays.add(taskid)
+                try:
+                    await link.send(Command(next(self._stray_ids), hwid, taskid, Op.REMOVE, {}))
+                except (ConnectionError, RuntimeError):
+                    return  # the link is going: the next one is told again
 
     async def _apply_states(self, hwid: str, states: list[StateUpdate]) -> None:
         if any(update.state.finished for update in states):
@@ -230,7 +309,7 @@ class ExecutorHub:
             if await self._store.tasks.ack_command(hwid, message.id):
                 await self.fill(hwid)
         elif isinstance(message, Inventory):
-            await self._reconcile(hwid, message.containers, _clock_shift(message.sent_at))
+            await self._reconcile(link, message.containers, _clock_shift(message.sent_at))
             if self._links.get(hwid) is not link:
                 await self._come_online(link)
         else:
@@ -246,7 +325,55 @@ class ExecutorHub:
         if progress is not None:
             await self._store.tasks.set_progress(batch.taskid, progress)
 
+    # --- removed executors -------------------------------------------------------------
+
+    async def retire(self, hwid: str, reason: str = REVOKED) -> None:
+        """An executor that was removed (`ExecutorStore.remove`): offline now, its live tasks
+        ended in error with ``reason`` and charged up to now (up to when it was last seen,
+        if it is not connected), deleted and cancelled ones let go of it, and its link closed."""
+        if hwid in self._retiring:
+            return
+        self._retiring.add(hwid)
+        try:
+            await self._retire(hwid, reason)
+        finally:
+            self._retiring.discard(hwid)
+
+    async def _retire(self, hwid: str, reason: str) -> None:
+        link = self._links.pop(hwid, None)
+        if link is not None:
+            link.removed = True
+        await self._store.executors.set_online(hwid, False)
+        tasks = await self._store.tasks.for_executor(hwid)
+        live = [t.taskid for t in tasks if not t.retired and t.state.holds_executor]
+        if live:
+            ended = None if link is not None else await self._store.executors.seen_at(hwid)
+            await self._store.logs.flush()
+            await self._store.tasks.set_states(
+                hwid, [StateUpdate(taskid, TaskState.ERROR, reason, finished_at=ended) for taskid in live])
+        await self._store.tasks.release_retired(hwid, [t.taskid for t in tasks if t.retired])
+        if link is not None:
+            log.info("executor %s removed: its link closes, %d task(s) ended", hwid, len(live))
+            # Sent now; the socket closes once its handler has let go of it (no handshake is
+            # waited for: the agent gets the close frame, then the connection ends).
+            closing = asyncio.ensure_future(
+                link.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"executor removed"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
+    async def _watch_removals(self) -> None:
+        while True:
+            await asyncio.sleep(REMOVAL_CHECK_S)
+            try:
+                for hwid in await self._store.executors.removed_in_use():
+                    await self.retire(hwid)
+            except Exception:
+                log.exception("looking for removed executors failed; retrying")
+
     async def close(self) -> None:
+        self._removals.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._removals
         # Offline first, while the store is open: the handlers' own goodbyes may come after it closed.
         await asyncio.gather(*self._going_offline, return_exceptions=True)
         links, self._links = self._links, {}
@@ -254,17 +381,21 @@ class ExecutorHub:
             await self._go_offline(hwid)
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 _hardware_schema = HardwareReportSchema()
 
 
 def _hardware(hello: Hello) -> dict:
-    """The hardware an agent reports, checked field by field like a registration's."""
+    """The hardware an agent reports, checked field by field like a registration's, and its
+    price; ValueError says what no machine has."""
+    if hello.cost > MAX_COST:
+        raise ValueError(f"cost: {hello.cost} per hour is more than {MAX_COST:g}")
     try:
         return _hardware_schema.load(hello.hardware)
     except ValidationError as exc:
-        raise ProtocolError(f"hello.hardware: {exc.messages}") from None
+        raise ValueError(f"hardware: {exc.messages}") from None
 
 
 def _clock_shift(agent_sent_at: float | None) -> float:

@@ -44,13 +44,18 @@ NO_NUL_PATTERN = r"^[^\u0000]*$"
 COMMAND_STRING_PATTERN = (r"^(?=[\s\S]*[^ \t\r\n])"
                           r'''(?:[^'"\\\u0000]|\\[^\u0000]|'[^'\u0000]*'|"(?:[^"\\\u0000]|\\[^\u0000])*")*$''')
 # A command string this long holds at most MAX_COMMAND_WORDS words, each shorter than
-# MAX_WORD_CHARS; the spec allows no longer string (a list may hold more).
+# MAX_WORD_CHARS; neither the spec nor the server takes a longer string (a list may hold more).
 MAX_COMMAND_STRING_CHARS = 2 * MAX_COMMAND_WORDS - 1
 WORKDIR_PATTERN = r"^(?![^\u0000]*/\.\.(?:/|$))/[^\u0000]*$"  # absolute, no '..' component
 # A variable a task may set: the platform's own prefix is refused in any case.
 ENV_NAME_ALLOWED_PATTERN = "^(?!" + "".join(
     f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in RESERVED_ENV_PREFIX) + ")" + ENV_NAME_PATTERN[1:]
 MAX_ENV_NAME_CHARS = 256
+# A task's labels: a dialect's own fields kept with the task (``jobproxy.user``, ``onepanel.project``).
+MAX_LABELS = 16
+MAX_LABEL_VALUE_CHARS = 256
+LABEL_KEY_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,62}$"
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f]*$"
 
 
 class _Strict(Schema):
@@ -132,6 +137,9 @@ class CommandField(fields.Field):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> list[str]:
         if isinstance(value, str):
+            if len(value) > MAX_COMMAND_STRING_CHARS:  # as the spec says: it cannot count words
+                raise ValidationError(f"a command string is at most {MAX_COMMAND_STRING_CHARS} characters; "
+                                      "give a longer command as a list of words")
             try:
                 words = shlex.split(value)
             except ValueError as exc:
@@ -162,6 +170,12 @@ def _check_workdir(path: str) -> None:
         raise ValidationError("must be an absolute path without '..', such as /work")
 
 
+def _check_printable(value: str) -> None:
+    # Not validate.Regexp: its ``$`` would let a trailing newline through.
+    if any(ord(c) < 0x20 or ord(c) == 0x7f for c in value):
+        raise ValidationError("control characters are not allowed")
+
+
 class JobFieldsSchema(Schema):
     """addtask's fields beyond the contract's three (and inputs)."""
 
@@ -173,7 +187,8 @@ class JobFieldsSchema(Schema):
         "oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_COMMAND_STRING_CHARS,
                    "pattern": COMMAND_STRING_PATTERN},
                   {"type": "array", "minItems": 1, "maxItems": MAX_COMMAND_WORDS,
-                   "items": {"type": "string", "maxLength": MAX_WORD_CHARS, "pattern": NO_NUL_PATTERN}}]})
+                   "items": {"type": "string", "maxLength": MAX_WORD_CHARS, "pattern": NO_NUL_PATTERN}},
+                  {"type": "null"}]})  # as allow_none says: the image's own CMD
     env = fields.Dict(keys=fields.String(validate=validate.Length(1, MAX_ENV_NAME_CHARS)),
                       values=fields.String(validate=validate.Length(max=MAX_ENV_VALUE_CHARS),
                                            metadata={"pattern": NO_NUL_PATTERN}),
@@ -190,6 +205,15 @@ class JobFieldsSchema(Schema):
         "items": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_PORT},
                             {"$ref": "#/components/schemas/PortObject"}]}})
     limits = fields.Nested(LimitsSchema, allow_none=True)
+    labels = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(LABEL_KEY_PATTERN)),
+        values=fields.String(validate=[validate.Length(max=MAX_LABEL_VALUE_CHARS), _check_printable],
+                             metadata={"maxLength": MAX_LABEL_VALUE_CHARS, "pattern": PRINTABLE_PATTERN}),
+        validate=validate.Length(max=MAX_LABELS), allow_none=True,
+        metadata={"description": "kept with the task and shown with it: lowercase keys such as team or "
+                                 "jobproxy.user, printable values",
+                  "maxProperties": MAX_LABELS,
+                  "propertyNames": {"pattern": LABEL_KEY_PATTERN, "maxLength": 63}})
     priority = WholeNumber(load_default=DEFAULT_PRIORITY, validate=validate.Range(PRIORITY_MIN, PRIORITY_MAX),
                            metadata={"description": "higher is placed first"})
     queue_timeout = WholeNumber(load_default=DEFAULT_QUEUE_TIMEOUT_S, validate=validate.Range(1, MAX_QUEUE_TIMEOUT_S),

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from megamind.blobs import BlobStore
 from megamind.config import ServerConfig
+from megamind.registryauth.keys import SigningKey
 from megamind.store import Store
 from megamind.store.accounts import Account
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from megamind.api.auth import Authenticator  # noqa: F401  (named in the AppKeys below)
     from megamind.api.hub import ExecutorHub  # noqa: F401
     from megamind.api.ratelimit import KeyRateLimiter  # noqa: F401
+    from megamind.api.registry_auth import TaskPullTokens  # noqa: F401
 
 config_key = web.AppKey("config", ServerConfig)
 store_key = web.AppKey("store", Store)
@@ -24,6 +26,8 @@ hub_key = web.AppKey("hub", "ExecutorHub")
 auth_key = web.AppKey("auth", "Authenticator")
 rate_limiter_key = web.AppKey("rate_limiter", "KeyRateLimiter")
 background_key = web.AppKey("background", list[asyncio.Task])
+signing_key_key = web.AppKey("signing_key", SigningKey)  # signs the registry's tokens
+task_tokens_key = web.AppKey("task_tokens", "TaskPullTokens")
 
 # Set on the request by the authentication middleware.  aiohttp >= 3.13 warns about
 # plain string keys in a request's storage; older releases have no RequestKey.

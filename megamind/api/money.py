@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from megamind.api.bodies import json_response, read_body, read_query
-from megamind.api.handlers import hardware_item, run_spec, validate_pinned
+from megamind.api.handlers import hardware_item
+from megamind.api.jobservice import run_spec, validate_pinned
 from megamind.api.keys import ACCOUNT, hub_key, store_key
 from megamind.api.moneyschemas import (
     account_schema,
@@ -34,7 +35,7 @@ async def estimate(request: web.Request) -> web.Response:
     spec = run_spec(body)
     hwid = body.get("hwid")
     if hwid is not None:
-        record = await validate_pinned(request, body, spec)
+        record = await validate_pinned(request.config_dict, body, spec)
         busy = hwid in await store.tasks.busy_executors()
         found = await store.estimates.pinned(hwid, record.cost, not busy, image, spec.limits.runtime)
     else:

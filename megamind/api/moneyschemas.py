@@ -6,10 +6,14 @@ micro-units (``megamind.money``), turned into numbers only here.
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+import time
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from megamind.api.historyschemas import TIME_PATTERN, TimeBound
 from megamind.api.schemas import HardwareItemSchema
+from megamind.store.spending import month_start
 
 # An hourly limit or a credit beyond this is a typing mistake, not a budget.
 MAX_AMOUNT = 1e12
@@ -58,10 +62,21 @@ class RangeQuerySchema(Schema):
 
     start = TimeBound(data_key="from", metadata={
         "description": "charges made at or after: a day YYYY-MM-DD (UTC) or Unix seconds; default: "
-                       "the first of this month", "type": "string", "pattern": TIME_PATTERN})
-    end = TimeBound(end_of_day=True, data_key="to", metadata={
-        "description": "charges made at or before: a day (to its end) or Unix seconds; default: now",
+                       "the first of the month `to` falls in (of this month without `to`)",
         "type": "string", "pattern": TIME_PATTERN})
+    end = TimeBound(end_of_day=True, data_key="to", metadata={
+        "description": "charges made at or before: a day (to its end) or Unix seconds; default: now, "
+                       "or `from` when that is later (then nothing is charged in the range)",
+        "type": "string", "pattern": TIME_PATTERN})
+
+    @post_load
+    def _defaults_on_the_given_side(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """One bound given: the other defaults on its side of it, so only both given can be reversed."""
+        if "end" in data and "start" not in data:
+            data["start"] = month_start(data["end"])
+        elif "start" in data and "end" not in data:
+            data["end"] = max(time.time(), data["start"])
+        return data
 
 
 class UsageLineSchema(Schema):

@@ -15,7 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from megamind.api.bodies import json_response
+from megamind.api.bodies import MAX_JSON_DEPTH, json_response
 from megamind.api.jobschemas import (
     HardwareFiguresSchema,
     HardwareQuerySchema,
@@ -28,6 +28,8 @@ from megamind.api.jobschemas import (
 )
 from megamind.api.openapi_history import HISTORY_PATHS, HISTORY_SCHEMAS
 from megamind.api.openapi_money import MONEY_PATHS, MONEY_SCHEMAS
+from megamind.api.openapi_registry import REGISTRY_PATHS, REGISTRY_SCHEMAS
+from megamind.dialects import DIALECTS
 from megamind.api.openapi_parts import BODY_ERRORS, array_of, error_responses, error_statuses, json_content, operation
 from megamind.api.output import FOLLOW_VALUES, STREAMS
 from megamind.api.schemas import (
@@ -60,6 +62,8 @@ Run images of the Megamind registry as tasks on executors that hardware owners o
 
 Every call under `/api/v1/` needs the header `api-key`. Every failure answers
 `{"code": N, "message": "..."}`; `code` is stable (see the `Error` responses).
+A JSON body is UTF-8 text, nested at most """ + str(MAX_JSON_DEPTH) + """ levels deep, without a `\\u` escape
+of half a UTF-16 pair; any other is refused with 400 (code 2).
 The six calls tagged `contract` are exactly those of the customer API contract; the
 calls tagged `extension` add to it without changing any of its shapes.
 """
@@ -98,6 +102,8 @@ _SCHEMAS = {
     "Queue": QueueSchema,
     **HISTORY_SCHEMAS,
     **MONEY_SCHEMAS,
+    **REGISTRY_SCHEMAS,
+    **{name: schema for dialect in DIALECTS for name, schema in dialect.OPENAPI_SCHEMAS.items()},
 }
 
 # imageref.parse_image decides (a bad image is code 16); the spec says the same, so a
@@ -142,6 +148,13 @@ _FIELD_DOCS = {
 _TASKID = {
     "name": "taskid", "in": "path", "required": True, "schema": {"type": "string"},
     "description": "a task id from addtask",
+}
+# Where addtask's taskid is used next (OpenAPI links: a client, or a fuzzer, may follow them).
+_TASK_LINKS = {
+    link: {"operationId": op_id, "parameters": {"taskid": "$response.body#/taskid"}}
+    for link, op_id in (("GetTask", "gettask"), ("GetTaskLogs", "gettasklogs"), ("GetTaskLines", "gettasklines"),
+                        ("GetTaskResults", "gettaskresults"), ("CancelTask", "canceltask"),
+                        ("RestartTask", "restarttask"), ("DeleteTask", "deltask"))
 }
 _LOG_PARAMETERS = [
     _TASKID,
@@ -197,7 +210,7 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         )}),
         ("/api/v1/addtask", {"post": operation(
             "addtask", "contract", "Start an image of the registry on a free executor",
-            json_content("TaskId", "The task is accepted; it starts in state 2 (setup)"),
+            {**json_content("TaskId", "The task is accepted; it starts in state 2 (setup)"), "links": _TASK_LINKS},
             error_statuses(*BODY_ERRORS, "EXECUTOR_NOT_FOUND", "EXECUTOR_BUSY", "EXECUTOR_OFFLINE",
                             "UNSATISFIABLE", "INSUFFICIENT_FUNDS", "SPEND_LIMIT_REACHED"),
             requestBody={"required": True, "content": {"application/json": {"schema": "AddTaskRequest"}}},
@@ -256,8 +269,19 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
             json_content(array_of("ExecutorItem"), "One object per executor the account registered"),
             error_statuses(),
         )}),
+        ("/api/v1/executors/{hwid}", {"delete": operation(
+            "removeexecutor", "extension", "Remove one of the caller's executors (as an owner)",
+            json_content("Status", "Removed"), error_statuses("EXECUTOR_NOT_FOUND"),
+            parameters=[{"name": "hwid", "in": "path", "required": True, "schema": {"type": "string"},
+                         "description": "an executor of the caller's account (GET /api/v1/executors)"}],
+            description="Its token stops working at once and its agent's connection closes; the agent "
+                        "does not register again. A task running there ends in state 5 (\"executor "
+                        "removed by its owner\"), charged up to then. It leaves every listing and is "
+                        "never placed on again; its tasks' history stays. Another account's executor, "
+                        "or one removed already, is 404 (code 8).",
+        )}),
         ("/api/v1/images", {"get": operation(
-            "getimages", "extension", "Every name:tag the platform's registry holds",
+            "getimages", "extension", "The registry's name:tags the caller may run, with owner and visibility",
             json_content(array_of("ImageItem"), "One object per tag, sorted by name and tag"),
             error_statuses(),
             description="503 (code 15) when the registry cannot be read.",
@@ -300,6 +324,8 @@ def _paths() -> list[tuple[str, dict[str, Any]]]:
         )}),
         *HISTORY_PATHS,
         *MONEY_PATHS,
+        *REGISTRY_PATHS,
+        *(entry for dialect in DIALECTS for entry in dialect.OPENAPI_PATHS),
         (SPEC_PATH, {"get": operation(
             "getopenapi", "extension", "This document (no api-key needed)",
             json_content({"type": "object"}, "The OpenAPI document"), [], security=[],

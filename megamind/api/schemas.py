@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from megamind.api.jobschemas import JobFieldsSchema, LimitsSchema, PortMappingSchema, RequirementsSchema
+from megamind.api.jobschemas import MAX_COST, JobFieldsSchema, LimitsSchema, PortMappingSchema, RequirementsSchema
 
 MAX_PARAMS_LENGTH = 64 * 1024
 MAX_INPUTS = 64  # files one task may be given
@@ -78,27 +78,49 @@ class TaskLogsSchema(Schema):
 # --- agent API ------------------------------------------------------------------
 
 
+# What an executor may claim, on registration and in every hello: past these no machine
+# is, and a claim past them is refused rather than believed.
+MAX_GPUS = 64
+MAX_CPUS = 4096  # logical CPUs
+MAX_CPU_PACKAGES = 256  # entries of `cpus`: one model string per socket
+MAX_RAM_MB = 64 * 1024 * 1024  # 64 TiB
+MAX_GPU_MEMORY_MB = 1024 * 1024  # 1 TiB per GPU
+MAX_RATING = 1_000_000.0
+MAX_SLOTS = 1024
+MAX_MODEL_NAME_CHARS = 256
+_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="control characters are not allowed")
+
+
+def _model_name() -> fields.String:
+    return fields.String(validate=[validate.Length(max=MAX_MODEL_NAME_CHARS), _PRINTABLE])
+
+
 class HardwareReportSchema(Schema):
-    cpus = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
-                       validate=validate.Length(max=512))
-    gpus = fields.List(fields.String(validate=validate.Length(max=256)), load_default=list,
-                       validate=validate.Length(max=64))
-    ram = fields.Integer(load_default=0, validate=validate.Range(min=0))
-    network = fields.String(load_default="unknown", validate=validate.Length(max=64))
-    calculated_perfomance_rating = fields.Float(load_default=0.0, allow_nan=False)
+    cpus = fields.List(_model_name(), load_default=list, validate=validate.Length(max=MAX_CPU_PACKAGES))
+    gpus = fields.List(_model_name(), load_default=list, validate=validate.Length(max=MAX_GPUS))
+    ram = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_RAM_MB))  # MB
+    network = fields.String(load_default="unknown", validate=[validate.Length(max=64), _PRINTABLE])
+    calculated_perfomance_rating = fields.Float(load_default=0.0, allow_nan=False,
+                                                validate=validate.Range(min=0, max=MAX_RATING))
     # What placement needs: logical CPUs and each GPU's memory as a task can use them, the
     # owner's CPU cap, and how many executors the host is offered as.
-    cpu_count = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
+    cpu_count = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_CPUS))
     cpu_limit = fields.Float(load_default=None, allow_none=True, allow_nan=False,
-                             validate=validate.Range(min=0, max=1_000_000))
-    gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(min=0, max=10_000_000)), load_default=list,
-                                validate=validate.Length(max=64))
-    slots = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1024))
+                             validate=validate.Range(min=0, max=MAX_CPUS))
+    gpu_memory_mb = fields.List(fields.Integer(validate=validate.Range(min=0, max=MAX_GPU_MEMORY_MB)),
+                                load_default=list, validate=validate.Length(max=MAX_GPUS))
+    slots = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_SLOTS))
+
+    @validates_schema
+    def _one_memory_per_gpu(self, data: dict, **kwargs) -> None:
+        memory, gpus = data.get("gpu_memory_mb") or [], data.get("gpus") or []
+        if memory and len(memory) != len(gpus):
+            raise ValidationError(f"{len(memory)} memory sizes for {len(gpus)} GPUs", "gpu_memory_mb")
 
 
 class RegisterRequestSchema(StrictSchema):
     hardware = fields.Nested(HardwareReportSchema, load_default=dict)
-    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0), allow_nan=False)
+    cost = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=MAX_COST), allow_nan=False)
 
 
 class RegisterResponseSchema(Schema):
@@ -169,6 +191,8 @@ class TaskDetailSchema(TaskItemSchema):
     ports = fields.List(fields.Nested(PortMappingSchema), required=True)
     exit_code = fields.Integer(required=True, allow_none=True)
     cancelled = fields.Boolean(required=True, metadata={"description": "ended by POST .../cancel"})
+    labels = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                         metadata={"description": "as addtask gave them"})
     price = fields.Float(required=True, allow_none=True,
                          metadata={"description": "per hour, fixed when the task was placed; null while queued"})
     billed_seconds = fields.Float(required=True, metadata={"description": "seconds its container ran"})
@@ -221,6 +245,9 @@ class ImageItemSchema(Schema):
     image = fields.String(required=True, metadata={"description": "megamind.network/<name>:<tag>, for addtask"})
     name = fields.String(required=True)
     tag = fields.String(required=True)
+    owner = fields.String(required=True, allow_none=True, metadata={
+        "description": "the account that pushed it first; null: nobody has pushed it since the registry got auth"})
+    public = fields.Boolean(required=True, metadata={"description": "any account may run it (its owner publishes it)"})
 
 
 task_detail_schema = TaskDetailSchema()

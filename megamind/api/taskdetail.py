@@ -59,6 +59,7 @@ async def detail_view(app: web.Application, detail: TaskDetail, *, with_env: boo
                    "address": published_address(detail.publish_address, task.ip)} for p in detail.ports],
         "exit_code": detail.exit_code,
         "cancelled": detail.cancelled,
+        "labels": detail.labels,
         "price": detail.price,
         "billed_seconds": detail.billed_ms / 1000,
         "cost": from_micro(detail.cost_micro),

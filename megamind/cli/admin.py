@@ -120,6 +120,16 @@ def set_rate_limit(name: str, key_id: int, limit: str, db_path: Path) -> None:
     click.echo(f"key {key_id} of {name}: rate limit {limit}")
 
 
+@admin.command("revoke-executor")
+@click.argument("hwid")
+@db_option
+def revoke_executor(hwid: str, db_path: Path) -> None:
+    """Remove any account's executor: its token stops working at once.  A running server
+    closes its agent's connection and ends its task (state 5) within a few seconds."""
+    _run(_with_store(db_path, lambda store: store.executors.remove(hwid)))
+    click.echo(f"executor {hwid} revoked")
+
+
 def _amount(ctx, param, value: str) -> str:
     try:
         micro = to_micro(value)

@@ -27,7 +27,8 @@ COMMANDS = {
     "rm": "megamind.cli.customer.tasks:rm",
     "cancel": "megamind.cli.customer.queue:cancel",
     "queue": "megamind.cli.customer.queue:queue",
-    "images": "megamind.cli.customer.hardware:images",
+    "images": "megamind.cli.customer.images:images",
+    "push": "megamind.cli.customer.push:push",
     "executors": "megamind.cli.customer.hardware:executors",
     "account": "megamind.cli.customer.spending:account",
     "spend-limit": "megamind.cli.customer.spending:spend_limit",
@@ -37,6 +38,7 @@ COMMANDS = {
     "server": "megamind.cli.server:server",
     "executor": "megamind.cli.executor:executor",
     "admin": "megamind.cli.admin:admin",
+    "registry-config": "megamind.cli.registryconfig:registry_config",
 }
 
 

@@ -6,8 +6,17 @@ import click
 from aiohttp import web
 
 from megamind.api.app import create_app
-from megamind.api.ratelimit import DEFAULT_RATE_LIMIT, parse_rate_limit
-from megamind.config import DEFAULT_HOME, MiB, ServerConfig
+from megamind.api.ratelimit import DEFAULT_RATE_LIMIT, DEFAULT_REGISTER_RATE_LIMIT, parse_rate_limit
+from megamind.config import DEFAULT_HOME, FLUX_SECRET_ENV, MiB, ServerConfig
+from megamind.errors import ImageNotAllowed
+from megamind.imageref import parse_image
+
+
+def _check_image(ctx, param, value: str) -> str:
+    try:
+        return parse_image(value).public
+    except ImageNotAllowed as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _check_rate_limit(ctx, param, value: str) -> str:
@@ -31,6 +40,13 @@ def _check_rate_limit(ctx, param, value: str) -> str:
               help="Requests allowed per api-key, as `limits` strings joined by ';' "
                    "(e.g. '60/minute;1000/hour'), or 'none'. Keys may carry their own "
                    "(megamind admin set-rate-limit).")
+@click.option("--register-rate-limit", default=DEFAULT_REGISTER_RATE_LIMIT, show_default=True,
+              callback=_check_rate_limit,
+              help="Executors each api-key may register, as --rate-limit's strings, or 'none'; "
+                   "counted apart from every other call.")
+@click.option("--max-executors-per-account", default=ServerConfig.max_executors_per_account, show_default=True,
+              type=click.IntRange(min=0), metavar="N",
+              help="Executors an account may hold (removed ones do not count); 0: no cap.")
 @click.option("--log-limit-mb", default=ServerConfig.log_limit_bytes // MiB, show_default=True,
               type=click.IntRange(min=1),
               help="MB kept of each stream (stdout, stderr) of each task; past it the oldest lines go.")
@@ -51,9 +67,23 @@ def _check_rate_limit(ctx, param, value: str) -> str:
               help="Meter and charge task runs; without, nothing is billed (a private fleet).")
 @click.option("--history-days", default=None, type=click.IntRange(min=1),
               help="Purge the records of deleted tasks older than this many days.  [default: keep them]")
+@click.option("--registry-auth-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the key that signs registry tokens and its certificate (created at the "
+                   "first start; `megamind registry-config` points the registry at it).  Servers sharing "
+                   "a registry share it.  [default: registry-auth beside the database]")
+@click.option("--default-image", default=ServerConfig.default_image, show_default=True, callback=_check_image,
+              help="The image a dialect's job runs in when it names none.")
+@click.option("--flux-secret-key", envvar=FLUX_SECRET_ENV, default=None, show_envvar=True,
+              help="The secret Flux RESTful clients sign their token requests with (their FLUX_SECRET_KEY). "
+                   "[default: a random one per start]")
+@click.option("--market-rate-limit", default=ServerConfig.market_rate_limit, show_default=True,
+              callback=_check_rate_limit, help="Requests per api-key to the GPU job market's calls (/market).")
 def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: float, rate_limit: str,
+           register_rate_limit: str, max_executors_per_account: int,
            log_limit_mb: int, results_limit_mb: int, blobs_dir: Path | None, local_account: bool,
-           platform_fee: float, meter_interval: float, metering: bool, history_days: int | None) -> None:
+           platform_fee: float, meter_interval: float, metering: bool, history_days: int | None,
+           registry_auth_dir: Path | None, default_image: str, flux_secret_key: str | None,
+           market_rate_limit: str) -> None:
     """Serve the API until SIGTERM or SIGINT."""
     config = ServerConfig(
         db_path=db_path,
@@ -62,6 +92,8 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         registry=registry,
         setup_timeout_s=setup_timeout,
         rate_limit=rate_limit,
+        register_rate_limit=register_rate_limit,
+        max_executors_per_account=max_executors_per_account or None,
         log_limit_bytes=log_limit_mb * MiB,
         results_limit_bytes=results_limit_mb * MiB,
         blobs_dir=blobs_dir,
@@ -71,6 +103,10 @@ def server(db_path: Path, host: str, port: int, registry: str, setup_timeout: fl
         meter_interval_s=meter_interval,
         metering=metering,
         history_days=history_days,
+        registry_auth_dir=registry_auth_dir,
+        default_image=default_image,
+        flux_secret_key=flux_secret_key,
+        market_rate_limit=market_rate_limit,
     )
     web.run_app(
         create_app(config),

@@ -66,6 +66,7 @@ from megamind.client.models import (
 )
 from megamind.client.billing import Account, DayUsage, Earnings, Estimate, ExecutorEarnings, ImageUsage, Usage
 from megamind.client.listings import HardwareDetail, HardwarePage, QueuedTask, TaskPage
+from megamind.client.registrycalls import RegistryInfo, Repository
 from megamind.client.spec import PortRequest, Requirements, TaskLimits
 from megamind.client.sync import Client
 
@@ -75,7 +76,7 @@ __all__ = [
     "FileInfo", "Forbidden", "HardwareDetail", "HardwareItem", "HardwarePage", "Image", "ImageNotAllowed",
     "ImageUsage", "InsufficientFunds", "InternalError", "MegamindClientError", "MethodNotAllowed", "NotFound",
     "PayloadTooLarge", "PaymentRequired", "PortRequest", "PublishedPort", "QueuedTask", "RateLimited",
-    "RequestTimeout", "Requirements", "Results", "ResultsNotFound", "RouteNotFound", "SETTLED",
+    "RegistryInfo", "Repository", "RequestTimeout", "Requirements", "Results", "ResultsNotFound", "RouteNotFound", "SETTLED",
     "SpendLimitReached", "Task", "TaskLimits", "TaskLogs", "TaskNotFound", "TaskPage", "TaskQueued", "TaskState",
     "TransportError", "Unauthorized", "Unavailable", "UnsafeArchive", "Unsatisfiable", "UnsupportedMediaType",
     "Usage", "ValidationFailed", "WaitTimeout",

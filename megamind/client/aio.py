@@ -30,6 +30,7 @@ from megamind.client.config import load_settings
 from megamind.client.errors import MegamindClientError, RateLimited, TransportError
 from megamind.client.follow import FOLLOW_IDLE_S, follow, split_lines, tail_of
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs, file_ids
+from megamind.client.registrycalls import RegistryCalls
 from megamind.client.listings import HardwarePage, QueuedTask
 from megamind.client.spec import PortSpec, Requirements, TaskLimits, addtask_body, hardware_query
 from megamind.client.transport import Transport, decode_answer, read_answer
@@ -53,9 +54,10 @@ class WaitTimeout(MegamindClientError):
         self.timeout = timeout
 
 
-class AsyncClient(AccountCalls):
+class AsyncClient(AccountCalls, RegistryCalls):
     """The customer API's calls, plus the extensions, as coroutines; the account's calls
-    (estimate, account, usage, history, ...) are in megamind.client.accountcalls.
+    (estimate, account, usage, history, ...) are in megamind.client.accountcalls, the
+    registry's (where to push, publish) in megamind.client.registrycalls.
 
     ``api_url`` and ``api_key`` default to ``MEGAMIND_API_URL`` / ``MEGAMIND_API_KEY``,
     then to what ``megamind login`` stored.
@@ -199,8 +201,15 @@ class AsyncClient(AccountCalls):
         data = await self._http.call("GET", "/api/v1/executors")
         return decode_answer(data, lambda d: [Executor.from_json(i) for i in d])
 
+    async def remove_executor(self, hwid: str) -> None:
+        """Remove one of the caller's executors (as an owner): its token stops working, its
+        agent is disconnected and stops, and a task running there ends in error.
+        Another account's executor, or one removed already, raises ExecutorNotFound."""
+        await self._http.call("DELETE", f"/api/v1/executors/{_segment(hwid)}")
+
     async def images(self) -> list[Image]:
-        """Every name:tag of the platform's registry, as ``megamind.network/...`` references."""
+        """The registry's name:tags the account may run (its own, the public ones), as
+        ``megamind.network/...`` references, with owner and visibility."""
         data = await self._http.call("GET", "/api/v1/images")
         return decode_answer(data, lambda d: [Image.from_json(i) for i in d])
 

@@ -342,10 +342,13 @@ class Image:
     image: str  # megamind.network/<name>:<tag>, what addtask takes
     name: str
     tag: str
+    owner: str | None = None  # the account that pushed it first; None: nobody since auth
+    public: bool = False  # any account may run it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Image":
-        return cls(image=data["image"], name=data["name"], tag=data["tag"])
+        return cls(image=data["image"], name=data["name"], tag=data["tag"], owner=data.get("owner"),
+                   public=bool(data.get("public", False)))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

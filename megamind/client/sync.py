@@ -28,6 +28,7 @@ from megamind.client.accountcalls import StateFilter
 from megamind.client.aio import DEFAULT_STREAM, DEFAULT_TIMEOUT_S, SETTLED, AsyncClient
 from megamind.client.billing import Account, Earnings, Estimate, Usage
 from megamind.client.models import Executor, FileInfo, HardwareItem, Image, Task, TaskLogs
+from megamind.client.registrycalls import RegistryInfo, Repository
 from megamind.client.listings import HardwarePage, QueuedTask, TaskPage, TimeBound
 from megamind.client.spec import JobOptions, PortSpec, Requirements, TaskLimits
 from megamind.states import TaskState
@@ -184,8 +185,17 @@ class Client:
     def executors(self) -> list[Executor]:
         return self._run(self._async.executors())
 
+    def remove_executor(self, hwid: str) -> None:
+        self._run(self._async.remove_executor(hwid))
+
     def images(self) -> list[Image]:
         return self._run(self._async.images())
+
+    def registry(self) -> RegistryInfo:
+        return self._run(self._async.registry())
+
+    def set_image_public(self, name: str, public: bool) -> Repository:
+        return self._run(self._async.set_image_public(name, public))
 
     def openapi(self) -> dict[str, Any]:
         return self._run(self._async.openapi())

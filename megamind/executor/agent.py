@@ -28,12 +28,21 @@ from megamind.executor.follow import EngineLogs
 from megamind.executor.gpu import Gpu
 from megamind.executor.handle import Reporter, TaskHandle
 from megamind.executor.identity import Identity
+from megamind.executor.imagecache import ImageCache
 from megamind.executor.images import ImageFetcher
 from megamind.executor.link import ApiLink, RefusedByApi, Unregistered
 from megamind.executor.runner import Runner
 from megamind.executor.shipper import Shipper
+from megamind.executor.spec import Limits
 from megamind.executor.watcher import Watcher
-from megamind.protocol import PROTOCOL_VERSION, Command, Hello, ProtocolError, Welcome
+from megamind.protocol import (
+    PROTOCOL_VERSION,
+    Command,
+    Hello,
+    Op,
+    ProtocolError,
+    Welcome,
+)
 
 __all__ = ["Agent", "RefusedByApi", "Unregistered"]
 
@@ -51,9 +60,13 @@ class Agent:
         gpus: list[Gpu],
         images: ImageFetcher | None = None,
         logs: EngineLogs | None = None,
+        image_cache: ImageCache | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
+        self.image_cache = image_cache
+        if image_cache is not None:
+            image_cache.hwids.add(identity.hwid)
         self.hardware = hardware
         self.handles: dict[str, TaskHandle] = {}
         self._jobs: set[asyncio.Task] = set()
@@ -73,6 +86,8 @@ class Agent:
             config, docker, images or ImageFetcher(docker, http), http, identity, scratch, gpus,
             self.handles, reporter, self.shipper, self.link.send, self.watcher.refresh,
         )
+        # Every limit of the owner's, the writable layer's size among them.
+        self.runner.limits = Limits.of(config)
 
     @property
     def hwid(self) -> str:
@@ -122,7 +137,14 @@ class Agent:
         await self.watcher.tell_inventory()
 
     def _on_command(self, command: Command) -> None:
-        self._spawn(self.runner.carry_out(command))
+        if self.image_cache is not None and command.op in (Op.START, Op.RESTART) and command.image:
+            self.image_cache.touch(command.image)  # before its pull: no prune takes it meanwhile
+        self._spawn(self._carry_out(command))
+
+    async def _carry_out(self, command: Command) -> None:
+        await self.runner.carry_out(command)
+        if self.image_cache is not None and command.op is Op.REMOVE:
+            self.image_cache.wake()  # its image may be unused now
 
     async def _on_unreadable(self, raw: str, error: ProtocolError) -> None:
         """A command this agent cannot read is its task's error, acknowledged so it stops coming."""

@@ -14,8 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from megamind.executor import diskquota, network
 from megamind.executor.joined import InFlight
-from megamind.executor.runtime import ContainerInfo, Created, DockerRuntime, LocalImage
+from megamind.executor.runtime import (
+    ContainerInfo,
+    Created,
+    DockerRuntime,
+    EngineContainer,
+    EngineImage,
+    LocalImage,
+)
 from megamind.executor.transfer import ResultsArchive
 
 T = TypeVar("T")
@@ -34,9 +42,11 @@ class AsyncDocker:
     async def ping(self) -> bool:
         return await self._run(self.runtime.ping)
 
-    async def pull(self, reference: str) -> str:
+    async def pull(self, reference: str, token: str = "") -> str:
+        """Pull with the task's registry token; only pulls with the same token are joined, so
+        one task's grant never fetches another's image."""
         return await self._in_flight.join(
-            ("pull", reference), lambda: self._run(self.runtime.pull, reference)
+            ("pull", reference, token), lambda: self._run(self.runtime.pull, reference, token)
         )
 
     async def local_image(self, reference: str) -> LocalImage | None:
@@ -70,6 +80,21 @@ class AsyncDocker:
 
     async def put_inputs(self, container_id: str, files: list[tuple[str, Path]]) -> None:
         await self._run(self.runtime.put_inputs, container_id, files)
+
+    async def all_containers(self) -> list[EngineContainer]:
+        return await self._run(self.runtime.all_containers)
+
+    async def images(self) -> list[EngineImage]:
+        return await self._run(self.runtime.images)
+
+    async def remove_image(self, reference: str) -> bool:
+        return await self._run(self.runtime.remove_image, reference)
+
+    async def prepare_network(self, mode: str) -> str:
+        return await self._run(network.prepare, self.runtime, mode)
+
+    async def disk_quota_refusal(self, gb: int, labels: dict[str, str]) -> str | None:
+        return await self._run(diskquota.refusal, self.runtime, gb, labels)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

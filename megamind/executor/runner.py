@@ -161,7 +161,7 @@ class Runner:
         # asked, from whatever the engine has under the reference, and made again only if
         # the engine had nothing yet or the pull moved the tag to another image.
         await self.reporter.phase(handle.taskid, Phase.PULLING)
-        pull = asyncio.ensure_future(self._pull(handle, command.image))
+        pull = asyncio.ensure_future(self._pull(handle, command))
         early: Created | None = None
         try:
             with contextlib.suppress(*ENGINE_ERRORS):
@@ -214,10 +214,12 @@ class Runner:
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, True)
 
-    async def _pull(self, handle: TaskHandle, image: str) -> str | None:
-        """The explicit pull (``ImageFetcher``): the image id, or None with the task's error reported."""
+    async def _pull(self, handle: TaskHandle, command: Command) -> str | None:
+        """The explicit pull (``ImageFetcher``) with the command's pull token: the image id, or
+        None with the task's error reported."""
+        fetch = self.images.fetch(command.image, command.pull_token, command.public_image)
         try:
-            return await asyncio.wait_for(self.images.fetch(image), self.config.pull_timeout_s)
+            return await asyncio.wait_for(fetch, self.config.pull_timeout_s)
         except asyncio.TimeoutError:
             reason = f"no answer within {self.config.pull_timeout_s:g}s"
         except PullError as exc:

@@ -59,6 +59,23 @@ class LocalImage:
     repo_digests: frozenset[str]  # "registry/name@sha256:..." for each manifest it came from
 
 
+@dataclass(frozen=True)
+class EngineImage:
+    id: str
+    tags: tuple[str, ...]  # "registry/name:tag" for each name it goes by; none: dangling
+    size: int  # bytes, its shared layers counted in full
+    digests: tuple[str, ...] = ()  # "registry/name@sha256:..." for each manifest it came from
+
+
+@dataclass(frozen=True)
+class EngineContainer:
+    """Any container of the engine, of any state, as the image cache sees it."""
+
+    image_id: str
+    image: str  # the reference it was created from
+    labels: dict[str, str] = field(default_factory=dict)
+
+
 def _info(attrs: dict[str, Any]) -> ContainerInfo:
     state = attrs.get("State", {})
     labels = attrs.get("Config", {}).get("Labels") or {}
@@ -101,14 +118,17 @@ class DockerRuntime:
     def ping(self) -> bool:
         return self.api.ping()
 
-    def pull(self, reference: str) -> str:
+    def pull(self, reference: str, token: str = "") -> str:
         """Pull explicitly, reading the progress stream: an ``error`` line is a failure.
 
+        ``token``: a registry token the engine sends as ``Authorization: Bearer`` (the Engine
+        API's ``registrytoken``); without one the engine uses what it has (none, or a login).
         Returns the id of the image the reference names once the pull is done.
         """
         repository, tag = split_reference(reference)
+        auth = {"registrytoken": token} if token else None
         try:
-            for line in self.api.pull(repository, tag=tag, stream=True, decode=True):
+            for line in self.api.pull(repository, tag=tag, stream=True, decode=True, auth_config=auth):
                 if isinstance(line, dict) and line.get("error"):
                     raise PullError(line["error"])
         except APIError as exc:
@@ -181,6 +201,60 @@ class DockerRuntime:
             if info is not None:
                 infos.append(info)
         return infos
+
+    def all_containers(self) -> list[EngineContainer]:
+        """Every container of the engine, whoever made it, from one listing."""
+        return [
+            EngineContainer(item.get("ImageID", ""), item.get("Image", ""), dict(item.get("Labels") or {}))
+            for item in self.api.containers(all=True)
+        ]
+
+    def images(self) -> list[EngineImage]:
+        return [
+            EngineImage(item["Id"], tuple(t for t in item.get("RepoTags") or () if t != "<none>:<none>"),
+                        int(item.get("Size") or 0),
+                        tuple(d for d in item.get("RepoDigests") or () if d != "<none>@<none>"))
+            for item in self.api.images()
+        ]
+
+    def remove_image(self, reference: str) -> bool:
+        """Untag ``reference`` (a tag) and remove the image if that was its last name (or
+        remove it by id), never by force; False when the engine refuses because a container
+        uses it (409).  An image already gone is success."""
+        try:
+            self.api.remove_image(reference, force=False, noprune=False)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise
+            return False
+        return True
+
+    def networks(self, name: str) -> list[dict[str, Any]]:
+        """The engine's networks of exactly this name, oldest first (two agents that made
+        one at the same moment may have made twins)."""
+        found = [n for n in self.api.networks(names=[name]) if n.get("Name") == name]
+        return sorted(found, key=lambda n: (n.get("Created", ""), n["Id"]))
+
+    def create_network(self, name: str, options: dict[str, str], labels: dict[str, str]) -> None:
+        """A bridge network of this name; one that exists already (409) is success."""
+        try:
+            self.api.create_network(name, driver="bridge", options=options, labels=labels, check_duplicate=True)
+        except APIError as exc:
+            if exc.status_code != 409:
+                raise
+
+    def remove_network(self, network_id: str) -> None:
+        """Remove; gone (404) is success, and so is one still in use (403, 409): left as it is."""
+        try:
+            self.api.remove_network(network_id)
+        except APIError as exc:
+            if exc.status_code not in (403, 404, 409):
+                raise
+
+    def info(self) -> dict[str, Any]:
+        return self.api.info()
 
     def results_archive(self, container_id: str, dest: Path, limit_bytes: int) -> ResultsArchive | None:
         """The content of the container's /megamind/output as a gzip tar at ``dest``, its

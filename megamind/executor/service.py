@@ -3,8 +3,13 @@
 With ``--slots N`` one process offers its host as N executors.  Each slot is an
 `Agent` with its own hwid, credential and state folder (``<state-dir>/slot-<i>``;
 one slot keeps the plain ``<state-dir>`` layout), its share of the GPUs and
-1/N of the RAM and of the CPUs.  The slots share the engine connection pool, the HTTP session and
-one engine event stream, so a slot costs little more than its WebSocket.
+1/N of the RAM and of the CPUs; each task's memory is limited to its slot's share.  The
+slots share the engine connection pool, the HTTP session, one engine event stream and one
+image cache, so a slot costs little more than its WebSocket.
+
+Before anything registers, the engine is made ready for the owner's settings (the task
+network) or found unable to honour them (a disk quota the storage driver cannot give):
+then the agent refuses to start (``SettingRefused``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,20 @@ import docker
 
 from megamind.config import AgentConfig
 from megamind.executor.agent import Agent, Unregistered
-from megamind.executor.follow import EngineLogs
 from megamind.executor.events import EngineEvents
 from megamind.executor.facade import AsyncDocker
+from megamind.executor.follow import EngineLogs
 from megamind.executor.gpu import Gpu, split_gpus
-from megamind.executor.hardware import Hardware, gpu_rating, probe_hardware, task_cpu_count
+from megamind.executor.hardware import (
+    Hardware,
+    gpu_rating,
+    probe_hardware,
+    task_cpu_count,
+)
 from megamind.executor.identity import IDENTITY_FILE, Identity
+from megamind.executor.imagecache import ImageCache
 from megamind.executor.images import ImageFetcher
+from megamind.executor.network import NetworkRefused
 from megamind.executor.runtime import DockerRuntime
 from megamind.protocol import REGISTER_PATH, SPEEDTEST_PATH, TOKEN_HEADER
 
@@ -39,6 +51,10 @@ MAX_DOCKER_THREADS = 32
 
 class RegistrationFailed(Exception):
     pass
+
+
+class SettingRefused(Exception):
+    """An owner's setting this engine cannot honour; the message names the option and why."""
 
 
 async def register(http: aiohttp.ClientSession, config: AgentConfig) -> Identity:
@@ -66,6 +82,27 @@ def slot_configs(config: AgentConfig) -> list[AgentConfig]:
     if config.slots == 1:
         return [config]
     return [dataclasses.replace(config, state_dir=config.state_dir / f"slot-{i}") for i in range(config.slots)]
+
+
+def with_memory_share(config: AgentConfig, share: dict[str, Any]) -> AgentConfig:
+    """A slot's config whose memory limit is its share of the RAM (``share["ram"]``, already
+    no more than ``--memory``); one slot keeps the owner's ``--memory`` or none."""
+    if config.slots == 1 or not share["ram"]:
+        return config
+    return dataclasses.replace(config, memory_mb=share["ram"])
+
+
+async def prepare_engine(docker_: AsyncDocker, config: AgentConfig) -> str:
+    """Make the engine ready for the owner's settings: the task network's name."""
+    try:
+        network = await docker_.prepare_network(config.network)
+    except NetworkRefused as exc:
+        raise SettingRefused(f"--network {config.network}: {exc}") from None
+    if config.disk_quota_gb:
+        reason = await docker_.disk_quota_refusal(config.disk_quota_gb, config.labels)
+        if reason:
+            raise SettingRefused(f"--disk-quota-gb: this engine cannot limit a task's disk: {reason}")
+    return network
 
 
 def slot_hardware(
@@ -105,18 +142,21 @@ async def _serve_slot(
     events: EngineEvents,
     images: ImageFetcher,
     logs: EngineLogs,
+    image_cache: ImageCache | None,
     announce: Callable[[str], None],
 ) -> None:
     while True:
         announce(f"executor {identity.hwid}: {hardware}")
-        agent = Agent(config, docker_, http, identity, hardware, gpus, images, logs)
+        agent = Agent(config, docker_, http, identity, hardware, gpus, images, logs, image_cache)
         events.attach(agent)
         try:
             await agent.run()
         except Unregistered:
-            log.warning("the API forgot executor %s; registering again", identity.hwid)
-            (config.state_dir / IDENTITY_FILE).unlink(missing_ok=True)
-            identity = await register(http, config)
+            # Removed by its owner or an admin: registering again would undo that, so the agent stops.
+            raise Unregistered(
+                f"the API does not know executor {identity.hwid} any more: it was removed (`megamind executors "
+                f"rm`), or the API's database is not the one it registered with; to offer this host again, "
+                f"delete {config.state_dir / IDENTITY_FILE} and start the agent again") from None
         finally:
             events.detach(agent)
 
@@ -139,6 +179,8 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
     events = EngineEvents(runtime, asyncio.get_running_loop())
     logs = EngineLogs(runtime.api.api_version)  # shared: every slot's followers on one connection pool
     try:
+        network = await prepare_engine(docker_, config)
+        announce(f"task network: {network}")
         async with aiohttp.ClientSession(timeout=timeout) as http:
             configs = slot_configs(config)
             identities = [await _identity(http, slot) for slot in configs]
@@ -148,15 +190,24 @@ async def run_executor(config: AgentConfig, announce: Callable[[str], None] = pr
                 {TOKEN_HEADER: identities[0].token},
             )
             shares = slot_hardware(hardware, gpus, config.slots, config.memory_mb, config.cpus)
+            configs = [with_memory_share(slot, share_hw) for slot, (share_hw, _) in zip(configs, shares)]
             events.start()
             images = ImageFetcher(docker_, http)  # shared: a burst of one image asks once
+            image_cache = None
+            if config.image_cache_gb is not None:
+                config.state_dir.mkdir(parents=True, exist_ok=True)
+                image_cache = ImageCache(docker_, config.state_dir, config.image_cache_gb, config.image_prune_s)
+                image_cache.hwids.update(identity.hwid for identity in identities)
             slots = [
                 asyncio.create_task(
-                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, images, logs, announce),
+                    _serve_slot(slot, docker_, http, identity, share_hw, share_gpus, events, images, logs,
+                                image_cache, announce),
                     name=f"slot-{i}",
                 )
                 for i, (slot, identity, (share_hw, share_gpus)) in enumerate(zip(configs, identities, shares))
             ]
+            if image_cache is not None:
+                slots.append(asyncio.create_task(image_cache.run(), name="image-cache"))
             try:
                 await asyncio.gather(*slots)
             finally:

@@ -1,7 +1,8 @@
 """How a task becomes a container: labels, limits and isolation, as pure data.
 
 Two parties set limits: the executor's owner (``--memory``, ``--cpus``: ``Limits``) and
-the task (``RunSpec.limits``).  Where both set one, the smaller applies.
+the task (``RunSpec.limits``).  Where both set one, the smaller applies.  With ``--slots``
+the owner's memory limit is the slot's share of the RAM unless ``--memory`` is smaller.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from docker.types import LogConfig, Ulimit
 
+from megamind.config import AgentConfig
 from megamind.executor.gpu import Gpu, device_requests
 from megamind.jobspec import RunSpec
 from megamind.taskenv import PARAMS_ENV, TASK_ENV
@@ -32,11 +34,20 @@ ALLOWED_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID", "
 # The owner's disk is not the tenant's: at most 3 x 10 MB of logs per container.
 LOG_CONFIG = LogConfig(type=LogConfig.types.JSON, config={"max-size": "10m", "max-file": "3"})
 
-
-
 HOST_NETWORK = "host"
 NO_NETWORK = "none"
+BRIDGE_NETWORK = "bridge"  # the engine's default bridge: tasks on it can reach each other
+# The default mode: every task on one bridge of the host's with inter-container traffic
+# off (`network.ensure_isolated` makes it).  Tasks reach the internet and publish ports,
+# not each other, whichever slot or agent of the host runs them.
+ISOLATED = "isolated"
+ISOLATED_NETWORK = "megamind-isolated"
 DEFAULT_PUBLISH_ADDRESS = "0.0.0.0"
+
+
+def network_name(mode: str) -> str:
+    """The engine's name for the owner's network mode: ``isolated`` is the host's task network."""
+    return ISOLATED_NETWORK if mode == ISOLATED else mode
 
 
 class HostNetworkRefused(ValueError):
@@ -49,18 +60,27 @@ class TaskRefused(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    network: str = "bridge"
+    network: str = AgentConfig.network
     memory_mb: int | None = None
     cpus: float | None = None
-    pids_limit: int = 4096
+    pids_limit: int = AgentConfig.pids_limit
+    disk_quota_gb: int | None = None  # the writable layer's size, where the storage driver allows it
 
     @classmethod
-    def checked(cls, network: str, allow_host_network: bool, **limits) -> "Limits":
+    def checked(cls, network: str, allow_host_network: bool, **limits) -> Limits:
         if network == HOST_NETWORK and not allow_host_network:
             raise HostNetworkRefused(
                 "--network host gives tasks the host's network stack; pass --allow-host-network to allow it"
             )
         return cls(network=network, **limits)
+
+    @classmethod
+    def of(cls, config: AgentConfig) -> Limits:
+        """Every limit the owner's settings give a task container."""
+        return cls.checked(
+            config.network, config.allow_host_network, memory_mb=config.memory_mb, cpus=config.cpus,
+            pids_limit=config.pids_limit, disk_quota_gb=config.disk_quota_gb,
+        )
 
 
 def container_name(taskid: str) -> str:
@@ -88,6 +108,11 @@ def limit_labels(limits: Limits, spec: RunSpec) -> dict[str, str]:
     if spec.limits.runtime:
         labels[LABEL_RUNTIME] = str(spec.limits.runtime)
     return labels
+
+
+def storage_opt(disk_quota_gb: int) -> dict[str, str]:
+    """The engine's size limit of a writable layer (``diskquota`` says where it has one)."""
+    return {"size": f"{disk_quota_gb}G"}
 
 
 def port_bindings(limits: Limits, spec: RunSpec, publish_address: str) -> dict[str, tuple[str, int | None]]:
@@ -126,7 +151,7 @@ def create_kwargs(
         "stdin_open": False,
         "init": True,  # signals reach the process: a stop takes milliseconds
         "privileged": False,
-        "network_mode": limits.network,
+        "network_mode": network_name(limits.network),
         "cap_drop": ["ALL"],
         "cap_add": list(ALLOWED_CAPABILITIES),
         "security_opt": ["no-new-privileges"],
@@ -152,6 +177,8 @@ def create_kwargs(
     if spec.limits.cputime:
         # The kernel sends SIGXCPU at the soft limit (exit 152 = 128 + 24), SIGKILL a second later.
         kwargs["ulimits"] = [Ulimit(name="cpu", soft=spec.limits.cputime, hard=spec.limits.cputime + 1)]
+    if limits.disk_quota_gb:
+        kwargs["storage_opt"] = storage_opt(limits.disk_quota_gb)
     requests = device_requests(gpus)
     if requests:
         kwargs["device_requests"] = requests

@@ -73,7 +73,9 @@ class Watcher:
         info = await self.docker.inspect(handle.container_id or container_name(handle.taskid))
         if info is None:
             handle.cancel_deadline()
-            if not handle.removed:
+            # A task in error keeps its reason: the container a failed start made and
+            # removed (a refused pull) is gone by design, and says nothing new.
+            if not handle.removed and handle.last_state is not TaskState.ERROR:
                 await self.reporter.state(handle.taskid, TaskState.ERROR, "container vanished")
             self.shipper.forget(handle.taskid)
             self.handles.pop(handle.taskid, None)

@@ -15,6 +15,7 @@ from megamind.store.history import HistoryStore
 from megamind.store.ledger import Ledger
 from megamind.store.logs import LogStore
 from megamind.store.queue import Scheduler
+from megamind.store.repositories import RepositoryStore
 from megamind.store.spending import Spending
 from megamind.store.sqllogs import SqlLogStore
 from megamind.store.tasks import TaskStore
@@ -33,6 +34,7 @@ class Store:
     spending: Spending
     estimates: Estimator
     history: HistoryStore
+    repositories: RepositoryStore
 
     @classmethod
     async def open(cls, path: str | Path, log_limit_bytes: int = ServerConfig.log_limit_bytes,
@@ -43,7 +45,7 @@ class Store:
         tasks = TaskStore(db, ledger)
         return cls(db, AccountStore(db), ExecutorStore(db, tasks.forget_listings), tasks,
                    SqlLogStore(db, log_limit_bytes), FileStore(db), Scheduler(db, tasks.listings.forget_account),
-                   ledger, Spending(db), Estimator(db), HistoryStore(db))
+                   ledger, Spending(db), Estimator(db), HistoryStore(db), RepositoryStore(db))
 
     async def close(self) -> None:
         await self.logs.flush()

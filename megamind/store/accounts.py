@@ -14,6 +14,7 @@ from megamind.store.db import Database
 class Account:
     id: int
     name: str
+    admin: bool = False  # may stop the server (Flux's service call)
 
 
 @dataclass(frozen=True)
@@ -38,22 +39,22 @@ class AccountStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, name: str) -> tuple[Account, str]:
+    async def create(self, name: str, admin: bool = False) -> tuple[Account, str]:
         """Create an account with a first api-key; the key is returned once, never stored."""
         key = new_api_key()
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO accounts (name, created_at) VALUES (?, ?)", (name, time.time())
+                "INSERT INTO accounts (name, created_at, admin) VALUES (?, ?, ?)", (name, time.time(), int(admin))
             )
-            account = Account(id=cursor.lastrowid, name=name)
+            account = Account(id=cursor.lastrowid, name=name, admin=admin)
             await self._insert_key(conn, account.id, key)
         return account, key
 
     async def get_by_name(self, name: str) -> Account:
-        row = await self._db.fetchone("SELECT id, name FROM accounts WHERE name = ?", (name,))
+        row = await self._db.fetchone("SELECT id, name, admin FROM accounts WHERE name = ?", (name,))
         if row is None:
             raise AccountNotFound(f"no account named {name!r}")
-        return Account(id=row["id"], name=row["name"])
+        return Account(id=row["id"], name=row["name"], admin=bool(row["admin"]))
 
     async def exists(self, name: str) -> bool:
         return await self._db.fetchone("SELECT 1 FROM accounts WHERE name = ?", (name,)) is not None
@@ -96,13 +97,14 @@ class AccountStore:
         if not key.startswith(API_KEY_PREFIX):
             return None
         row = await self._db.fetchone(
-            "SELECT a.id, a.name, k.id AS key_id, k.rate_limit FROM api_keys k"
+            "SELECT a.id, a.name, a.admin, k.id AS key_id, k.rate_limit FROM api_keys k"
             " JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
             (hash_secret(key),),
         )
         if row is None:
             return None
-        return Caller(Account(id=row["id"], name=row["name"]), row["key_id"], row["rate_limit"])
+        return Caller(Account(id=row["id"], name=row["name"], admin=bool(row["admin"])), row["key_id"],
+                      row["rate_limit"])
 
     @staticmethod
     async def _insert_key(conn, account_id: int, key: str) -> None:

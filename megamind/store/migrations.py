@@ -238,4 +238,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX repositories_by_owner ON repositories(owner_id, name);
     ALTER TABLE executors ADD COLUMN removed_at REAL;
     """,
+    # 7: dialects.  A task carries labels (a dialect's own fields: a JobProxy user, an
+    # Onepanel project); an admin account may stop the server through Flux's service call.
+    """
+    ALTER TABLE tasks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE accounts ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from megamind.errors import ExecutorBusy, Unsatisfiable
+from megamind.errors import ExecutorBusy, ExecutorNotFound, Unsatisfiable
 from megamind.jobspec import TaskLimits, queue_timed_out
 from megamind.placement import Capacity, Need, Requirements, fits, never_fits, pending_reason
 from megamind.protocol import Op
@@ -42,8 +42,9 @@ _EXECUTOR_SIZE = ("e.hwid, e.cost, e.online, e.gpu_count, e.min_vram_mb, e.cpu_c
                   " e.rating, e.gpu_names,"
                   " EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1) AS busy")
 # Only what could fit, by the size columns; `fits` decides the rest (every GPU of the model).
-_EXECUTOR_NARROWING = (" e.gpu_count >= ? AND e.min_vram_mb >= ? AND e.cpu_count >= ? AND e.cpu_share >= ?"
-                       " AND e.ram_mb >= ? AND (? IS NULL OR e.cost <= ?) AND (? IS NULL OR e.rating >= ?)"
+# A removed executor never fits: it is never placed on, waited for or counted.
+_EXECUTOR_NARROWING = (" e.removed_at IS NULL AND e.gpu_count >= ? AND e.min_vram_mb >= ? AND e.cpu_count >= ?"
+                       " AND e.cpu_share >= ? AND e.ram_mb >= ? AND (? IS NULL OR e.cost <= ?) AND (? IS NULL OR e.rating >= ?)"
                        " AND (? IS NULL OR e.gpu_names LIKE ? ESCAPE '\\')")
 _FREE = " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.hwid = e.hwid AND t.holds_executor = 1)"
 _PLACEMENT_ORDER = " ORDER BY e.cost, e.rating DESC, e.hwid"
@@ -121,8 +122,10 @@ class Scheduler:
 
     @staticmethod
     async def _cost_of(conn, hwid: str) -> float:
-        rows = await conn.execute_fetchall("SELECT cost FROM executors WHERE hwid = ?", (hwid,))
-        return float(rows[0][0]) if rows else 0.0
+        rows = await conn.execute_fetchall("SELECT cost FROM executors WHERE hwid = ? AND removed_at IS NULL", (hwid,))
+        if not rows:  # removed since addtask looked it up
+            raise ExecutorNotFound(f"hwid: no executor {hwid!r}; pick one from gethwlist")
+        return float(rows[0][0])
 
     @staticmethod
     async def _cheapest_free(conn, need: Need) -> Capacity | None:
@@ -135,7 +138,7 @@ class Scheduler:
         if cheapest is not None:
             return cheapest
         # The rare answer reads every executor, to name what none of them has.
-        every = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e")
+        every = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.removed_at IS NULL")
         raise Unsatisfiable(never_fits(need, map(Capacity.of_columns, every)))
 
     @staticmethod
@@ -146,14 +149,15 @@ class Scheduler:
             "INSERT INTO tasks (taskid, account_id, hwid, image, params, state, error_msg, holds_executor,"
             " deleted, created_at, updated_at, inputs, pinned, requirements, spec, start_payload, priority,"
             " queued, queue_timeout, queue_deadline, need_gpus, need_vram_mb, need_cpus, need_cpu_share,"
-            " need_ram_mb, max_cost, min_rating, price, placed_at)"
-            " VALUES (?,?,?,?,?,?,'',?,0,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " need_ram_mb, max_cost, min_rating, price, placed_at, labels)"
+            " VALUES (?,?,?,?,?,?,'',?,0,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (taskid, new.account_id, hwid, new.image, new.params, int(TaskState.SETUP), int(not queued),
              now, now, json.dumps(list(new.inputs)), int(new.hwid is not None),
              json.dumps(new.requirements.to_dict()), json.dumps(new.spec.to_wire()),
              json.dumps(new.start_payload), new.priority, int(queued), new.queue_timeout,
              now + new.queue_timeout if queued else None, need.gpus, need.vram_mb, need.cpus,
-             need.cpu_share, need.ram, need.max_cost, need.min_rating, price, None if queued else now),
+             need.cpu_share, need.ram, need.max_cost, need.min_rating, price, None if queued else now,
+             json.dumps(new.labels)),
         )
         task = Task(taskid, new.account_id, hwid, new.image, new.params, TaskState.SETUP, "", False)
         if queued:
@@ -167,7 +171,8 @@ class Scheduler:
         now = time.time()
         account_id = None
         async with self._db.transaction() as conn:
-            rows = await conn.execute_fetchall(f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.hwid = ?", (hwid,))
+            rows = await conn.execute_fetchall(
+                f"SELECT {_EXECUTOR_SIZE} FROM executors e WHERE e.hwid = ? AND e.removed_at IS NULL", (hwid,))
             if not rows or not rows[0]["online"] or rows[0]["busy"]:
                 return None
             cap = Capacity.of_columns(rows[0])

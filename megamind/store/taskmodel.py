@@ -61,6 +61,7 @@ class NewTask:
     spec: RunSpec = RunSpec()
     priority: int = DEFAULT_PRIORITY
     queue_timeout: int = DEFAULT_QUEUE_TIMEOUT_S
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class TaskDetail:
     billed_ms: int = 0
     cost_micro: int = 0
     deleted_at: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def cancelled(self) -> bool:
@@ -110,7 +112,7 @@ DETAIL_COLUMNS = (
     " (SELECT op FROM commands c WHERE c.taskid = t.taskid AND c.done = 0 ORDER BY c.id DESC LIMIT 1),"
     " t.progress, t.results_size, t.results_truncated, t.results_at, t.requirements, t.spec,"
     " t.priority, t.queued, t.queue_timeout, t.price, t.placed_at, t.started_at, t.finished_at,"
-    " t.exit_code, t.ports, e.publish_address, t.billed_ms, t.cost_micro, t.deleted_at"
+    " t.exit_code, t.ports, e.publish_address, t.billed_ms, t.cost_micro, t.deleted_at, t.labels"
 )
 DETAIL_FROM = "FROM tasks t LEFT JOIN executors e ON e.hwid = t.hwid"
 
@@ -125,6 +127,7 @@ def detail_of_row(row) -> TaskDetail:
         started_at=row[24], finished_at=row[25], exit_code=row[26],
         ports=tuple(PortMapping.from_wire(p) for p in json.loads(row[27])),
         publish_address=row[28] or "", billed_ms=row[29], cost_micro=row[30], deleted_at=row[31],
+        labels=json.loads(row[32]),
     )
 
 

@@ -75,6 +75,19 @@ class TaskStore:
             raise TaskNotFound(f"no task {taskid!r} in this account")
         return detail_of_row(row)
 
+    async def details_for_account(self, account_id: int, label: tuple[str, str] | None = None) -> list[TaskDetail]:
+        """The account's tasks that were not deleted, in full, oldest first; with ``label``
+        (key, value), only those carrying it."""
+        rows = await self._db.fetchall(
+            f"SELECT {DETAIL_COLUMNS} {DETAIL_FROM} WHERE t.account_id = ? AND t.deleted = 0 ORDER BY t.created_at",
+            (account_id,),
+        )
+        details = [detail_of_row(row) for row in rows]
+        if label is not None:
+            key, value = label
+            details = [d for d in details if d.labels.get(key) == value]
+        return details
+
     async def inputs_of(self, taskid: str) -> list[str]:
         """The ids of the files the task was given, in the order addtask named them."""
         row = await self._db.fetchone("SELECT inputs FROM tasks WHERE taskid = ?", (taskid,))

@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import itertools
 
 import aiohttp
 import pytest
@@ -397,18 +398,27 @@ async def test_unacknowledged_commands_are_resent_with_the_same_id(alice, agent)
 
 
 async def test_commands_are_sent_in_order_on_reconnect(alice, owner, agent):
-    taskid, _ = await alice.start_task(agent)
-    await agent.state(taskid, 4)
-    await alice.wait_state(taskid, 4)
-    await alice.restarttask(taskid)
+    tasks = []
+    for _ in range(4):  # one after another on the one executor, each ended
+        taskid, _ = await alice.start_task(agent)
+        await agent.state(taskid, 4)
+        await alice.wait_state(taskid, 4)
+        tasks.append(taskid)
+    await alice.restarttask(tasks[0])
     restart = await agent.command()
     await agent.disconnect()
-    await alice.deltask(taskid)
-    await agent.connect(inventory=[{"taskid": taskid, "status": "exited", "exit_code": 0}])
-    # The restart was cancelled by the delete; only the remove is left.
-    command = await agent.command()
-    assert (command["op"], command["taskid"]) == ("remove", taskid)
-    assert command["id"] > restart["id"]
+    # Issued while it is offline, in an order that is neither the tasks' nor their ids' (the
+    # inventory's below), either way round: the order the agent must get them in.
+    others = {tuple(order) for base in (tasks, sorted(tasks)) for order in (base, base[::-1])}
+    issued = next(list(order) for order in itertools.permutations(tasks) if order not in others)
+    for taskid in issued:
+        assert (await alice.deltask(taskid))[0] == 200
+    await agent.connect(inventory=[{"taskid": t, "status": "exited", "exit_code": 0} for t in sorted(tasks)])
+    # The restart was cancelled by the delete of its task; each remove comes once, in order.
+    commands = [await agent.command() for _ in issued]
+    assert [(c["op"], c["taskid"]) for c in commands] == [("remove", t) for t in issued]
+    ids = [c["id"] for c in commands]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] > restart["id"]
     await agent.no_command()
 
 

@@ -107,6 +107,8 @@ async def test_addtask_answer_and_the_command_the_agent_gets(alice, agent, helpe
         "inputs": [],
         # A client that sends only the contract's fields runs the image as built, with no limit.
         "spec": {"command": None, "env": {}, "workdir": None, "ports": [], "limits": {}},
+        # Minted as it was sent: tests/api/test_registry_auth.py says what it grants.
+        "pull_token": command["pull_token"],
     }
     assert isinstance(command["id"], int)
 

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from megamind.api.jobschemas import MAX_COMMAND_STRING_CHARS, MAX_COMMAND_WORDS
 from megamind.api.keys import store_key
 
 CALLS = [
@@ -169,6 +170,24 @@ async def test_deeply_nested_json(client, alice, helpers):
     helpers.assert_error(status, body, 400, 2)
     status, body = await addtask_raw(client, alice.key, b'{"a":' * 20_000 + b"1" + b"}" * 20_000)
     helpers.assert_error(status, body, 400, 2)
+
+
+async def test_an_integer_of_more_digits_than_python_reads_is_bad_input(client, alice, helpers):
+    data = b'{"image": "megamind.network/x", "priority": ' + b"9" * 5000 + b"}"
+    status, body = await addtask_raw(client, alice.key, data)
+    assert "JSON" in helpers.assert_error(status, body, 400, 2)
+
+
+async def test_a_command_string_longer_than_the_spec_says_is_refused(client, alice, agent, helpers):
+    """The spec bounds a command string (JSON Schema cannot count its words); the server keeps
+    that bound, and the same words as a list are taken."""
+    words = ["echo"] + ["w"] * (MAX_COMMAND_WORDS - 1)
+    payload = {"image": helpers.IMAGE, "hwid": agent.hwid, "command": " ".join(words)}
+    assert len(payload["command"]) > MAX_COMMAND_STRING_CHARS
+    status, body = await addtask_raw(client, alice.key, json.dumps(payload).encode())
+    assert "command: a command string is at most" in helpers.assert_error(status, body, 422, 3)
+    status, body = await addtask_raw(client, alice.key, json.dumps({**payload, "command": words}).encode())
+    assert status == 200, body
 
 
 # --- tasks of other accounts ---------------------------------------------------------

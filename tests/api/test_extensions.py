@@ -227,7 +227,8 @@ async def test_images_lists_every_tag_of_every_repository(api_with_registry):
         *[f"megamind.network/ml/trainer:v{i}" for i in range(5)],
         "megamind.network/python-example:latest",
     ]
-    assert items[2] == {"image": "megamind.network/ml/trainer:v0", "name": "ml/trainer", "tag": "v0"}
+    assert items[2] == {"image": "megamind.network/ml/trainer:v0", "name": "ml/trainer", "tag": "v0",
+                        "owner": None, "public": False}
 
 
 async def test_an_empty_registry_has_no_images(api_with_registry):
@@ -265,7 +266,8 @@ async def test_links_to_another_host_are_not_followed(api_with_registry):
     app.router.add_get("/v2/_catalog", catalog)
     app.router.add_get("/v2/a/tags/list", tags)
     get_images = await api_with_registry(app)
-    assert await get_images() == (200, [{"image": "megamind.network/a:t", "name": "a", "tag": "t"}])
+    assert await get_images() == (200, [{"image": "megamind.network/a:t", "name": "a", "tag": "t",
+                                         "owner": None, "public": False}])
 
 
 async def test_a_registry_that_links_on_forever_is_cut_off(api_with_registry):
@@ -281,7 +283,8 @@ async def test_a_registry_that_links_on_forever_is_cut_off(api_with_registry):
     app.router.add_get("/v2/_catalog", catalog)
     app.router.add_get("/v2/a/tags/list", tags)
     get_images = await api_with_registry(app)
-    assert await get_images() == (200, [{"image": "megamind.network/a:t", "name": "a", "tag": "t"}])
+    assert await get_images() == (200, [{"image": "megamind.network/a:t", "name": "a", "tag": "t",
+                                         "owner": None, "public": False}])
     assert 1 < len(calls) <= 100
 
 

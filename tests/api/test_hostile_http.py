@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 
 import pytest
+from marshmallow import Schema
 
 from megamind.api import bodies, protocol_errors
 from megamind.api.app import create_app
+from megamind.api.keys import store_key
+from megamind.errors import MegamindError
+from megamind.protocol import REGISTER_PATH
 
 
 @pytest.fixture
@@ -141,3 +146,80 @@ async def test_the_server_keeps_serving_after_all_that(server, alice):
         + alice.key.encode() + b"\r\n\r\n",
     )
     assert status == 200 and json.loads(body) == []
+
+
+# --- nesting and escapes: every depth, every call that reads a JSON body -------------
+
+BODY_CALLS = [
+    ("POST", "/api/v1/addtask"),
+    ("POST", "/api/v1/estimate"),
+    ("PATCH", "/api/v1/account"),
+    ("POST", REGISTER_PATH),
+]
+# None, a plain escape, lone halves of a pair (not characters), a whole pair.
+ESCAPES = ["", "\\u0041", "\\ud800", "\\udfff", "\\ud83d\\ude00"]
+LONE = {"\\ud800", "\\udfff"}
+SHAPES = ["array", "object", "top-array"]
+
+
+def nested(depth: int, shape: str, escape: str) -> bytes:
+    """A body ``depth`` containers deep (the outermost is 1), its innermost string holding ``escape``."""
+    leaf = f'"x{escape}"'
+    if shape == "top-array":
+        return ("[" * depth + leaf + "]" * depth).encode()
+    inner = depth - 1
+    opening, closing = ("[", "]") if shape == "array" else (f'{{"k{escape}":', "}")
+    return ('{"params":' + opening * inner + leaf + closing * inner + "}").encode()
+
+
+def expected(depth: int, escape: str) -> tuple[int, int] | None:
+    """The answer the body must get, where it is fixed: past the depth bound or with a lone half, 400."""
+    if depth > bodies.MAX_JSON_DEPTH or escape in LONE:
+        return 400, 2
+    return None  # a body of the wrong shape: 422 (code 3), or the call's own refusal
+
+
+def test_every_depth_with_every_escape_is_read_without_a_server_error():
+    """The body's reading itself, at every depth from 1 to past Python's recursion limit: a 400
+    or a 422, never another exception (the lone-surrogate walk once recursed after json.loads
+    had taken a body 340 to 950 levels deep, and answered 500)."""
+    for depth in range(1, 2101):
+        for shape in SHAPES:
+            for escape in ("", "\\u0041", "\\ud800"):  # none, one that is a character, a lone half
+                try:
+                    bodies.parse_body(nested(depth, shape, escape), Schema())
+                except MegamindError as exc:
+                    assert exc.status in (400, 422), (depth, shape, escape, exc)
+                    if want := expected(depth, escape):
+                        assert (exc.status, exc.code) == want, (depth, shape, escape, exc)
+                else:
+                    assert expected(depth, escape) is None and shape != "top-array", (depth, shape, escape)
+
+
+# Each side of the bound, the range where the walk once recursed, each side of Python's
+# recursion limit, and far past it.
+DEPTHS = sorted({1, 2, bodies.MAX_JSON_DEPTH - 1, bodies.MAX_JSON_DEPTH, bodies.MAX_JSON_DEPTH + 1,
+                 100, 339, 340, 341, 500, 700, 949, 950, 951, 990, 999, 1000, 1001, 1500, 2000, 3000, 10_000})
+
+
+@pytest.fixture
+def unlimited(config):
+    """Every answer is the body's, never a 429: no limit on calls, none on registrations."""
+    return dataclasses.replace(config, rate_limit="none", register_rate_limit="none")
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_CALLS, ids=[f"{m} {p}" for m, p in BODY_CALLS])
+async def test_every_call_with_a_body_answers_deep_bodies_with_a_json_4xx(aiohttp_client, unlimited, helpers,
+                                                                         method, path):
+    client = await aiohttp_client(create_app(unlimited))
+    _, key = await client.app[store_key].accounts.create("alice")
+    for depth in DEPTHS:
+        for shape in SHAPES:
+            for escape in ESCAPES:
+                headers = {"api-key": key, "Content-Type": "application/json"}
+                async with client.request(method, path, data=nested(depth, shape, escape), headers=headers) as resp:
+                    assert resp.content_type == "application/json", (depth, shape, escape, await resp.text())
+                    status, body = resp.status, await resp.json()
+                assert status in (400, 422), (depth, shape, escape, status, body)
+                want = expected(depth, escape)
+                helpers.assert_error(status, body, *(want or (status, body.get("code"))))

@@ -105,7 +105,7 @@ async def test_a_client_of_the_contract_sees_no_difference(alice, agent, helpers
     command = await agent.command()
     assert command == {"type": "command", "id": command["id"], "op": "start", "taskid": body["taskid"],
                        "image": f"{helpers.REGISTRY}/helloworld:latest", "public_image": IMAGE, "params": "p",
-                       "inputs": [], "spec": EMPTY_SPEC}
+                       "inputs": [], "spec": EMPTY_SPEC, "pull_token": command["pull_token"]}
     task = await detail(alice, body["taskid"])
     assert (task["requirements"], task["command"], task["env"], task["workdir"], task["limits"]) == (
         {}, None, {}, None, {})

@@ -89,3 +89,36 @@ def test_credit_makes_an_account_prepaid_and_adds_exactly(tmp_path):
             await store.close()
 
     assert asyncio.run(balance_and_credits()) == (300_000, ["", "invoice 7"])
+
+
+def test_an_admin_revokes_any_executor(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "megamind.db")
+
+    def admin(*args):
+        return runner.invoke(cli, ["admin", *args, "--db", db], catch_exceptions=False)
+
+    admin("create-account", "owner")
+
+    async def register():
+        store = await Store.open(db)
+        try:
+            owner_id = (await store.db.fetchone("SELECT id FROM accounts WHERE name = 'owner'"))[0]
+            return await store.executors.register(owner_id, {}, 0.5)
+        finally:
+            await store.close()
+
+    async def by_token(token):
+        store = await Store.open(db)
+        try:
+            return await store.executors.by_token(token)
+        finally:
+            await store.close()
+
+    hwid, token = asyncio.run(register())
+    revoked = admin("revoke-executor", hwid)
+    assert (revoked.exit_code, revoked.stdout) == (0, f"executor {hwid} revoked\n")
+    assert asyncio.run(by_token(token)) is None
+    again = admin("revoke-executor", hwid)
+    assert again.exit_code == 1 and f"no executor {hwid!r}" in again.stderr
+    assert admin("revoke-executor", "nosuchhwid").exit_code == 1

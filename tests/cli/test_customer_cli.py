@@ -12,12 +12,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from megamind.api.keys import hub_key
 from megamind.cli import render
 from megamind.cli.customer import session, tasks, taskview
 from megamind.cli.main import COMMANDS, cli
 from megamind.client import Client, Results, Task, TaskState
 from megamind.protocol import Stream
-from tests.client.live import IMAGE, agent, live, new_agent, targz
+from tests.client.live import HARDWARE, IMAGE, FakeAgent, agent, eventually, live, new_agent, targz
 
 __all__ = ["agent", "live", "new_agent"]  # fixtures
 
@@ -402,3 +403,27 @@ def test_durations_and_deadlines():
     assert render.until(None) == "-"
     assert render.until(now - 1, now) == "now" and render.until(now + 30, now) == "in 30s"
     assert render.until(now + 3 * 3600 + 5, now) == "in 3h" and render.until(now + 2 * 86400, now) == "in 2d"
+
+
+def test_executors_rm_removes_an_owners_executor(invoke, live):
+    owner_key = live.new_key("owner")
+    owner_env = {"MEGAMIND_API_URL": live.url, "MEGAMIND_API_KEY": owner_key}
+    executor = FakeAgent(live, owner_key, HARDWARE, 0.5)
+    try:
+        assert [e["hwid"] for e in json.loads(invoke(["executors", "--json"], env=owner_env).stdout)] == [
+            executor.hwid]
+        # Another account's executor answers as an unknown one, and is left as it is.
+        stranger = invoke(["executors", "rm", executor.hwid], env={**owner_env, "MEGAMIND_API_KEY": live.new_key()})
+        assert stranger.exit_code == session.EXIT_API_ERROR == 1
+        assert "executor_not_found" in stranger.stderr and stranger.stdout == ""
+
+        removed = invoke(["executors", "rm", executor.hwid], env=owner_env)
+        assert (removed.exit_code, removed.stdout) == (0, f"removed {executor.hwid}\n")
+        eventually(lambda: not live.app[hub_key].is_online(executor.hwid))
+        assert json.loads(invoke(["executors", "--json"], env=owner_env).stdout) == []
+        assert invoke(["executors"], env=owner_env).stderr == "no executors registered with this account\n"
+
+        again = invoke(["executors", "rm", executor.hwid, "--json"], env=owner_env)
+        assert again.exit_code == 1 and json.loads(again.stdout) == {"removed": [], "failed": [executor.hwid]}
+    finally:
+        executor.close()

@@ -2,6 +2,10 @@
 
 Every container a test makes carries the label ``megamind.test=<run id>`` and is
 removed by that label when the session ends.
+
+The registry runs with token auth, as everywhere: the session's server is its token
+server, and every server of the tests shares its signing key.  megatest is pushed by
+the account "publisher" and published, so every account may run it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from megamind.testing import Registry, Server, build_busybox_image
+from megamind.testing import Registry, Server, build_busybox_image, free_port
 
 from .api import Api
 from .processes import Executor
@@ -48,29 +52,48 @@ def engine(run_id):
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
+    """The registry; its token server is the session's server, on the port chosen here."""
     root = tmp_path_factory.mktemp("registry")
-    reg = Registry(root / "storage")
+    reg = Registry(root / "storage", f"http://127.0.0.1:{free_port()}", root / "auth")
     reg.root.mkdir()
     reg.start()
     yield reg
     reg.stop()
 
 
-@pytest.fixture(scope="session")
-def test_image(engine, registry, tmp_path_factory) -> str:
-    """megatest:latest, built FROM scratch with a static busybox and pushed to the registry."""
-    build_busybox_image(f"{registry.address}/megatest:latest", tmp_path_factory.mktemp("image"))
-    return "megamind.network/megatest:latest"
+# The session's test image, and the server's default image (what dialects' jobs run without one).
+TEST_IMAGE = "megamind.network/megatest:latest"
 
 
 @pytest.fixture(scope="session")
-def server(registry, test_image, tmp_path_factory):
+def token_server(registry, tmp_path_factory):
+    """The session's server, the registry's token server; `server` once megatest is there."""
     home = tmp_path_factory.mktemp("server")
-    srv = Server(home / "megamind.db", registry.address)
+    srv = Server(home / "megamind.db", registry.address, ("--default-image", TEST_IMAGE), port=registry.api_port,
+                 registry_auth_dir=registry.auth_dir)
     srv.start()
     yield srv
     if srv.proc and srv.proc.poll() is None:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def publisher(token_server) -> tuple[str, str]:
+    """The account that pushed megatest: its name and api-key."""
+    return "publisher", token_server.create_account("publisher")
+
+
+@pytest.fixture(scope="session")
+def test_image(engine, registry, token_server, publisher, tmp_path_factory) -> str:
+    """megatest:latest, built FROM scratch with a static busybox, pushed by "publisher" and published."""
+    build_busybox_image(f"{registry.address}/megatest:latest", tmp_path_factory.mktemp("image"), publisher)
+    token_server.set_image_public("megatest", publisher[1])
+    return TEST_IMAGE
+
+
+@pytest.fixture(scope="session")
+def server(token_server, test_image):
+    return token_server
 
 
 @pytest.fixture(scope="session")
@@ -129,10 +152,11 @@ class Platform:
 
 @pytest.fixture
 def platform(registry, test_image, tmp_path) -> Platform:
-    srv = Server(tmp_path / "own" / "megamind.db", registry.address)
+    srv = Server(tmp_path / "own" / "megamind.db", registry.address, registry_auth_dir=registry.auth_dir)
     srv.start()
     key = srv.create_account("carol")
     srv.set_rate_limit("carol", "1000/second")
+    srv.claim_image("megatest", ("carol", key))  # this server's own record of who owns it
     yield Platform(srv, Api(srv.url, key), key)
     if srv.proc and srv.proc.poll() is None:
         srv.stop()

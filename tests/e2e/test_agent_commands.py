@@ -50,14 +50,15 @@ class ScriptedApi:
                 self.messages.append(message.json())
         return ws
 
-    async def wait_for(self, predicate, timeout: float = 20.0) -> dict:
+    async def wait_for(self, predicate, timeout: float = 20.0, count: int = 1) -> dict:
+        """The first message of which ``predicate`` holds, once ``count`` of them have come."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for message in self.messages:
-                if predicate(message):
-                    return message
+            matching = [message for message in self.messages if predicate(message)]
+            if len(matching) >= count:
+                return matching[0]
             await asyncio.sleep(0.02)
-        raise AssertionError(f"agent never said that; it said {self.messages[-10:]}")
+        raise AssertionError(f"agent never said that {count} times; it said {self.messages[-10:]}")
 
     def acked(self, command_id: int):
         return lambda m: m["type"] == "ack" and m["id"] == command_id
@@ -138,8 +139,7 @@ async def test_a_start_resent_never_makes_a_twin(agent, engine):
     await api.ws.send_json(command)
     await api.ws.send_json(command)
     await api.wait_for(api.state(taskid, 3))
-    await api.wait_for(api.acked(7))
-    await asyncio.sleep(0.5)
+    await api.wait_for(api.acked(7), count=2)  # each copy acknowledged once carried out
     assert len(containers_of(engine, taskid)) == 1
 
 

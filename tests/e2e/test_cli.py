@@ -197,9 +197,13 @@ def test_an_owner_sees_its_executor_busy_and_a_customer_sees_none(megamind, agen
 
 
 def test_images_lists_what_the_registry_holds(megamind):
-    assert "megamind.network/megatest:latest" in ok(megamind("images")).stdout.splitlines()
+    table = ok(megamind("images")).stdout.splitlines()
+    assert table[0].split() == ["IMAGE", "OWNER", "VISIBILITY"]
+    assert ["megamind.network/megatest:latest", "publisher", "public"] in [line.split() for line in table]
+    assert "megamind.network/megatest:latest" in ok(megamind("images", "-q")).stdout.splitlines()
     items = json.loads(ok(megamind("images", "--json")).stdout)
-    assert {"image": "megamind.network/megatest:latest", "name": "megatest", "tag": "latest"} in items
+    assert {"image": "megamind.network/megatest:latest", "name": "megatest", "tag": "latest",
+            "owner": "publisher", "public": True} in items
 
 
 def test_waiting_too_long_exits_6_and_the_task_goes_on(megamind, agent):

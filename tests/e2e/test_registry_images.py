@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,10 +13,12 @@ from .conftest import containers_of
 BUILD_IMAGE = Path(__file__).resolve().parents[2] / "registry" / "build-image.sh"
 
 
-def test_helloworld_builds_pushes_and_runs(alice, executor, registry):
+def test_helloworld_builds_pushes_and_runs(alice, alice_key, server, executor, registry):
+    env = {**os.environ, "MEGAMIND_API_URL": server.url, "MEGAMIND_API_KEY": alice_key,
+           "MEGAMIND_CLI": f"{sys.executable} -m megamind.cli"}
     pushed = subprocess.run(
         [str(BUILD_IMAGE), "helloworld", "e2e", registry.address],
-        check=True, capture_output=True, text=True, timeout=120, env=os.environ.copy(),
+        check=True, capture_output=True, text=True, timeout=120, env=env,
     )
     assert pushed.stdout.strip() == f"{registry.address}/helloworld:e2e"
 
@@ -28,8 +31,8 @@ def test_helloworld_builds_pushes_and_runs(alice, executor, registry):
     assert any('{"who": "e2e"}' in line for line in lines)
 
 
-def test_a_tag_pushed_again_runs_the_new_image_not_the_engines_old_copy(alice, start_executor, registry, engine,
-                                                                       test_image, tmp_path):
+def test_a_tag_pushed_again_runs_the_new_image_not_the_engines_old_copy(alice, alice_key, start_executor, registry,
+                                                                       engine, test_image, tmp_path):
     # The agent creates the container from the engine's copy while it pulls; when the
     # pull moves the tag, that container must be made again from the new image.
     reference = f"{registry.address}/moving:1"
@@ -37,7 +40,7 @@ def test_a_tag_pushed_again_runs_the_new_image_not_the_engines_old_copy(alice, s
     (tmp_path / "Dockerfile").write_text(f"FROM {registry.address}/megatest:latest\nLABEL megamind.test.version=2\n")
     new, _ = engine.images.build(path=str(tmp_path), tag=reference, rm=True)
     assert new.id != old.id
-    engine.images.push(f"{registry.address}/moving", tag="1")
+    engine.images.push(f"{registry.address}/moving", tag="1", auth_config={"username": "alice", "password": alice_key})
     old.tag(f"{registry.address}/moving", tag="1")  # the engine's copy is stale now
     executor = start_executor()
 

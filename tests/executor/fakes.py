@@ -136,8 +136,10 @@ class FakeImages:
     def __init__(self, docker: FakeDocker) -> None:
         self.docker = docker
         self.error: str | None = None
+        self.tokens: list[str] = []  # the pull token of each fetch
 
-    async def fetch(self, image: str) -> str:
+    async def fetch(self, image: str, token: str = "", shown_as: str = "") -> str:
+        self.tokens.append(token)
         if self.error:
             raise PullError(self.error)
         return self.docker.image_id

@@ -17,7 +17,7 @@ class SlowRuntime:
         self.release = threading.Event()
         self.fail = fail
 
-    def pull(self, reference: str) -> str:
+    def pull(self, reference: str, token: str = "") -> str:
         self.pulls.append(reference)
         self.release.wait(5)
         if self.fail:

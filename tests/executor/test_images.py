@@ -4,6 +4,7 @@ engine's behaviour) and a small registry stand-in on 127.0.0.1 answering manifes
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import pytest
@@ -46,6 +47,7 @@ class FakeEngine:
         self.pulled = pulled
         self.fail = fail
         self.pulls: list[str] = []
+        self.pull_tokens: list[str] = []
         self.lookups: list[str] = []
 
     async def local_image(self, reference: str) -> LocalImage | None:
@@ -53,8 +55,9 @@ class FakeEngine:
         await asyncio.sleep(0.01)
         return self.local
 
-    async def pull(self, reference: str) -> str:
+    async def pull(self, reference: str, token: str = "") -> str:
         self.pulls.append(reference)
+        self.pull_tokens.append(token)
         await asyncio.sleep(0.01)
         if self.fail:
             raise PullError("manifest unknown")
@@ -66,9 +69,15 @@ async def registry(aiohttp_server):
     """Answers HEAD /v2/<name>/manifests/<tag> with the digest in ``served`` (404 when absent)."""
     served: dict[str, str] = {}
     seen: list[tuple[str, str]] = []
+    refused: dict[str, str] = {}  # path -> the RFC 6750 error of its 401 challenge
+    tokens: list[str] = []  # each request's Authorization
 
     async def manifest(request: web.Request) -> web.Response:
         seen.append((request.match_info["path"], request.headers.get("Accept", "")))
+        tokens.append(request.headers.get("Authorization", ""))
+        if request.match_info["path"] in refused:
+            challenge = f'Bearer realm="x",service="megamind-registry",error="{refused[request.match_info["path"]]}"'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
         digest = served.get(request.match_info["path"])
         if digest is None:
             return web.Response(status=404)
@@ -77,7 +86,7 @@ async def registry(aiohttp_server):
     app = web.Application()
     app.router.add_route("HEAD", "/v2/{path:.+}", manifest)
     server = await aiohttp_server(app, host="127.0.0.1")
-    server.served, server.seen = served, seen
+    server.served, server.seen, server.refused, server.tokens = served, seen, refused, tokens
     return server
 
 
@@ -137,3 +146,57 @@ async def test_fetches_of_one_reference_under_way_are_one(registry, http):
     results = await asyncio.gather(*(fetcher.fetch(f"{repo}:1") for _ in range(20)))
     assert set(results) == {"sha256:pulled"}
     assert len(engine.pulls) == 1 and len(engine.lookups) == 1 and len(registry.seen) == 1
+
+
+# --- with the task's pull token (a registry under token auth) ----------------------------
+
+
+async def test_the_registry_and_the_engine_are_asked_with_the_tasks_token(registry, http):
+    repo = f"127.0.0.1:{registry.port}/app"
+    registry.served["app/manifests/1"] = OTHER
+    engine = FakeEngine(local(repo, DIGEST))
+    assert await ImageFetcher(engine, http).fetch(f"{repo}:1", "tok") == "sha256:pulled"
+    assert registry.tokens == ["Bearer tok"] and engine.pull_tokens == ["tok"]
+
+
+@pytest.mark.parametrize("error, words", [
+    ("insufficient_scope", "another account's private image (its owner can publish it)"),
+    ("invalid_token", "refused this task's token"),
+])
+async def test_a_token_the_registry_refuses_ends_the_fetch_without_the_engines_copy(registry, http, error, words):
+    repo = f"127.0.0.1:{registry.port}/app"
+    registry.refused["app/manifests/1"] = error
+    engine = FakeEngine(local(repo, DIGEST))  # the engine holds it (another account's task pulled it)
+    with pytest.raises(PullError, match=re.escape(words)) as refused:
+        await ImageFetcher(engine, http).fetch(f"{repo}:1", "tok", "megamind.network/app:1")
+    assert "megamind.network/app:1" in str(refused.value)
+    assert engine.pulls == []
+
+
+async def test_without_a_token_a_refusal_is_left_to_the_engine(registry, http):
+    repo = f"127.0.0.1:{registry.port}/app"
+    registry.refused["app/manifests/1"] = "insufficient_scope"
+    engine = FakeEngine(local(repo, DIGEST))
+    assert await ImageFetcher(engine, http).fetch(f"{repo}:1") == "sha256:pulled"
+    assert engine.pulls == [f"{repo}:1"]
+
+
+async def test_with_a_token_even_a_digest_the_engine_has_is_asked_for(registry, http):
+    repo = f"127.0.0.1:{registry.port}/app"
+    registry.refused[f"app/manifests/{DIGEST}"] = "insufficient_scope"
+    engine = FakeEngine(local(repo, DIGEST))
+    with pytest.raises(PullError, match="private"):
+        await ImageFetcher(engine, http).fetch(f"{repo}@{DIGEST}", "tok")
+    del registry.refused[f"app/manifests/{DIGEST}"]
+    registry.served[f"app/manifests/{DIGEST}"] = DIGEST
+    assert await ImageFetcher(engine, http).fetch(f"{repo}@{DIGEST}", "tok") == "sha256:local"
+    assert engine.pulls == []
+
+
+async def test_fetches_with_different_tokens_are_not_joined(registry, http):
+    repo = f"127.0.0.1:{registry.port}/app"
+    registry.served["app/manifests/1"] = OTHER
+    engine = FakeEngine(local(repo, DIGEST))
+    fetcher = ImageFetcher(engine, http)
+    await asyncio.gather(*(fetcher.fetch(f"{repo}:1", token) for token in ("a", "a", "b")))
+    assert sorted(engine.pull_tokens) == ["a", "b"]

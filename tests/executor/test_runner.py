@@ -1,6 +1,7 @@
 """The runner against a fake engine: commands carried out once, failures kept to their task."""
 
 import asyncio
+import dataclasses
 
 from megamind.protocol import Ack, Command, Op, Phase, PhaseReport, StateReport
 from megamind.states import TaskState
@@ -25,6 +26,11 @@ async def test_a_pull_failure_is_the_tasks_error_and_no_container_is_left(rooms)
     assert rooms.of_type(StateReport) == [StateReport("t1", TaskState.ERROR, "pull failed: manifest unknown")]
     assert rooms.docker.by_task("t1") is None
     assert rooms.sent[-1] == Ack(1)
+
+
+async def test_the_pull_uses_the_commands_token(rooms):
+    await rooms.runner.carry_out(dataclasses.replace(start(), pull_token="tok"))
+    assert rooms.images.tokens == ["tok"]
 
 
 async def test_a_command_id_is_carried_out_once(rooms):

@@ -1,8 +1,12 @@
 import pytest
 
+from megamind.config import AgentConfig
 from megamind.executor.gpu import Gpu
+from megamind.executor.service import with_memory_share
 from megamind.executor.spec import (
     ALLOWED_CAPABILITIES,
+    ISOLATED,
+    ISOLATED_NETWORK,
     LABEL_CPUTIME,
     LABEL_HWID,
     LABEL_IMAGE,
@@ -85,8 +89,42 @@ def test_network_and_pids_limit():
     kw = kwargs(Limits(network="megamind-tasks", pids_limit=256))
     assert kw["network_mode"] == "megamind-tasks"
     assert kw["pids_limit"] == 256
-    assert kwargs()["network_mode"] == "bridge"
     assert kwargs()["pids_limit"] == 4096
+
+
+def test_tasks_run_on_the_hosts_isolated_network_by_default():
+    assert Limits().network == AgentConfig().network == ISOLATED == "isolated"
+    assert kwargs()["network_mode"] == ISOLATED_NETWORK == "megamind-isolated"
+    # The owner's other modes reach the engine as they are.
+    for mode in ("bridge", "none", "host", "owners-net"):
+        assert kwargs(Limits(network=mode))["network_mode"] == mode
+
+
+def test_ports_are_published_from_the_isolated_network():
+    spec = RunSpec(ports=(PortRequest(8888),))
+    assert kwargs(spec=spec, publish_address="127.0.0.1")["ports"] == {"8888/tcp": ("127.0.0.1", None)}
+
+
+def test_the_writable_layer_is_bounded_only_when_the_owner_says():
+    assert "storage_opt" not in kwargs()
+    assert kwargs(Limits(disk_quota_gb=20))["storage_opt"] == {"size": "20G"}
+
+
+def test_the_owners_settings_make_the_limits():
+    config = AgentConfig(network="bridge", memory_mb=512, cpus=1.5, pids_limit=100, disk_quota_gb=8)
+    assert Limits.of(config) == Limits(network="bridge", memory_mb=512, cpus=1.5, pids_limit=100, disk_quota_gb=8)
+    assert Limits.of(AgentConfig()) == Limits()
+
+
+def test_each_slots_tasks_are_limited_to_its_share_of_the_ram():
+    share = {"ram": 4000}  # what the slot reports: RAM/N, or --memory if smaller (`slot_hardware`)
+    assert with_memory_share(AgentConfig(slots=4), share).memory_mb == 4000
+    assert Limits.of(with_memory_share(AgentConfig(slots=4), share)).memory_mb == 4000
+    # One slot: the owner's --memory, or none, as before.
+    assert with_memory_share(AgentConfig(slots=1), share).memory_mb is None
+    assert with_memory_share(AgentConfig(slots=1, memory_mb=512), share).memory_mb == 512
+    # RAM unknown (no /proc/meminfo): nothing to share out.
+    assert with_memory_share(AgentConfig(slots=4), {"ram": 0}).memory_mb is None
 
 
 def test_memory_and_cpu_limits():

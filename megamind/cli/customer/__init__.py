@@ -4,7 +4,9 @@ remove them; see what running costs and what was spent, and an owner what was ea
 
     session   the client, failures as exit codes, --json     (shared by all)
     account   login, logout
-    hardware  hw, executors, images
+    hardware  hw, executors
+    images    images (publish, unpublish)
+    push      push (a local image to the registry)
     tasks     run, ps, inspect, restart, rm
     runspec   run's options (estimate's too): requirements (also hw's filters), command, env, ports, limits
     spending  estimate (and run's estimate before it submits), account, spend-limit

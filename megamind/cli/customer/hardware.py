@@ -1,5 +1,5 @@
-"""What there is to run on and to run: executors with every figure, an owner's executors,
-the registry's images."""
+"""What there is to run on: executors with every figure, an owner's executors (the
+registry's images are in ``images.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import click
 from megamind.cli import render
 from megamind.cli.customer.runspec import requirement_options, take_requirements
 from megamind.cli.customer.session import api, json_option, print_json, with_options
-from megamind.client import HardwareDetail, Requirements
+from megamind.cli.customer.tasks import on_each_task
+from megamind.client import Client, HardwareDetail, Requirements
 from megamind.client.spec import HARDWARE_SORTS, HARDWARE_STATUSES
 
 
@@ -75,10 +76,16 @@ def hw(gpu: bool, status: str, sort: str, reverse: bool, limit: int | None, offs
         ))
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @json_option
-def executors(as_json: bool) -> None:
-    """List the executors you registered (as an owner): online or not, free or busy."""
+@click.pass_context
+def executors(ctx: click.Context, as_json: bool) -> None:
+    """List the executors you registered (as an owner): online or not, free or busy.
+
+    `megamind executors rm HWID` removes one.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     with api() as client:
         items = client.executors()
     if as_json:
@@ -96,15 +103,10 @@ def executors(as_json: bool) -> None:
     ))
 
 
-@click.command()
+@executors.command("rm")
+@click.argument("hwids", metavar="HWID...", nargs=-1, required=True)
 @json_option
-def images(as_json: bool) -> None:
-    """List the images of the platform's registry, as `megamind run` takes them."""
-    with api() as client:
-        items = client.images()
-    if as_json:
-        print_json([i.to_json() for i in items])
-    elif not items:
-        click.echo("the registry holds no images", err=True)
-    else:
-        click.echo("\n".join(i.image for i in items))
+def remove_executors(hwids: tuple[str, ...], as_json: bool) -> None:
+    """Remove executors of yours: their tokens stop working, their agents are disconnected
+    and stop, and a task running on one ends in error."""
+    on_each_task(hwids, Client.remove_executor, "removed", as_json)
