@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from megamind.protocol import ContainerReport, ContainerStatus, task_state_of
+from megamind.containerstates import task_state_of
+from megamind.protocol import ContainerReport, ContainerStatus
 from megamind.states import TaskState
 from megamind.store.taskmodel import StateUpdate, Task
 

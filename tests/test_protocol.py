@@ -27,9 +27,7 @@ from megamind.protocol import (
     Stream,
     StreamPosition,
     Welcome,
-    container_status,
     decode,
-    task_state_of,
 )
 from megamind.states import TaskState
 
@@ -112,18 +110,6 @@ def test_a_bad_input_name_is_refused():
     for name in ("../etc/passwd", "a/b", ".", "..", ""):
         with pytest.raises(ProtocolError):
             InputFile.from_wire({"file_id": "f", "name": name, "size": 1})
-
-
-def test_the_one_mapping_from_container_status_to_task_state():
-    assert container_status("running") is ContainerStatus.RUNNING
-    assert container_status("paused") is ContainerStatus.RUNNING
-    assert container_status("dead") is ContainerStatus.EXITED
-    assert container_status("created") is ContainerStatus.CREATED
-    assert task_state_of(ContainerStatus.RUNNING, None) == (TaskState.RUNNING, "")
-    assert task_state_of(ContainerStatus.EXITED, 0) == (TaskState.STOPPED, "")
-    assert task_state_of(ContainerStatus.EXITED, None) == (TaskState.STOPPED, "")
-    assert task_state_of(ContainerStatus.EXITED, 137) == (TaskState.ERROR, "exited with code 137")
-    assert task_state_of(ContainerStatus.CREATED, None) == (TaskState.ERROR, "container left created")
 
 
 def test_a_cursor_counts_lines_of_one_timestamp():

@@ -39,6 +39,9 @@ LOCAL_ACCOUNT = "local"
 
 DAY_S = 86400
 HISTORY_PURGE_S = 3600.0
+# How often executors removed by another process (`megamind admin revoke-executor`) are
+# looked for and retired: one read of the executors table, cheap at any fleet size.
+REMOVAL_CHECK_S = 2.0
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -106,12 +109,17 @@ async def background_ctx(app: web.Application) -> AsyncIterator[None]:
     async def meter_every_run() -> None:
         await store.ledger.tick(watched_only=False)
 
+    async def retire_removed() -> None:
+        for hwid in await store.executors.removed_in_use():
+            await app[hub_key].retire(hwid)
+
     background = [
         (config.log_flush_s, store.logs.flush, "flush-logs"),
         (min(30.0, config.setup_timeout_s), expire_setup, "expire-setup"),
         (config.queue_sweep_s, expire_queue, "expire-queue"),
         (config.meter_interval_s, meter_watched, "meter-watched"),
         (config.meter_checkpoint_s, meter_every_run, "meter-checkpoint"),
+        (REMOVAL_CHECK_S, retire_removed, "retire-removed"),
     ]
     if config.history_days is not None:
         async def purge_history() -> None:

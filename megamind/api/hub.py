@@ -7,15 +7,13 @@ API knows what it holds.
 
 A removed executor is retired (`retire`): it goes offline, its live tasks end in error
 (charged up to then), its link closes and nothing it still says is heard.  The owner's
-``DELETE`` retires it at once; one an admin revoked from another process is found by a
-check every `REMOVAL_CHECK_S` (one read of the executors table, cheap at any fleet size
-this store serves).
+``DELETE`` retires it at once; one an admin revoked from another process is found by the
+app's periodic check (``app.background_ctx``), which calls `retire` too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -61,8 +59,6 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10.0
 MAX_PHASES_PER_LINK = 1000
-# How often executors removed by another process (an admin) are looked for and retired.
-REMOVAL_CHECK_S = 2.0
 # Containers of ids the store never placed on the executor that one link is told to remove,
 # each once (a bound on what one connection can make the API send).
 MAX_STRAYS_PER_LINK = MAX_INVENTORY
@@ -121,8 +117,6 @@ class ExecutorHub:
         # Ids of removes sent and never stored: negative, so never a stored command's, and
         # counting down from this start's microseconds, so never one an agent saw before.
         self._stray_ids = itertools.count(-int(time.time() * 1_000_000), -1)
-        # Made with the hub in its cleanup context; cancelled and awaited by `close`.
-        self._removals = asyncio.get_running_loop().create_task(self._watch_removals(), name="hub-removals")
 
     # --- what the customer API asks --------------------------------------------------
 
@@ -361,19 +355,7 @@ class ExecutorHub:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
 
-    async def _watch_removals(self) -> None:
-        while True:
-            await asyncio.sleep(REMOVAL_CHECK_S)
-            try:
-                for hwid in await self._store.executors.removed_in_use():
-                    await self.retire(hwid)
-            except Exception:
-                log.exception("looking for removed executors failed; retrying")
-
     async def close(self) -> None:
-        self._removals.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._removals
         # Offline first, while the store is open: the handlers' own goodbyes may come after it closed.
         await asyncio.gather(*self._going_offline, return_exceptions=True)
         links, self._links = self._links, {}

@@ -15,12 +15,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from megamind.containerstates import container_status
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.handle import TaskHandle
 from megamind.executor.outcome import runtime_deadline
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo
 from megamind.executor.spec import container_name
-from megamind.protocol import ContainerStatus, container_status
+from megamind.protocol import ContainerStatus
 
 log = logging.getLogger(__name__)
 

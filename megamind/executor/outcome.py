@@ -12,11 +12,12 @@ import re
 
 from docker.errors import APIError
 
+from megamind.containerstates import container_status, task_state_of
 from megamind.executor.follow import parse_timestamp_ns
 from megamind.executor.runtime import ContainerInfo
 from megamind.executor.spec import LABEL_CPUTIME, LABEL_MEMORY, LABEL_RUNTIME
 from megamind.jobspec import RunSpec, cputime_limit_reached, out_of_memory, runtime_limit_reached
-from megamind.protocol import ContainerStatus, container_status, task_state_of
+from megamind.protocol import ContainerStatus
 from megamind.states import TaskState
 
 # 128 + SIGXCPU: the kernel's signal at RLIMIT_CPU, as the container's init reports it.

@@ -86,8 +86,9 @@ def slot_configs(config: AgentConfig) -> list[AgentConfig]:
 
 def with_memory_share(config: AgentConfig, share: dict[str, Any]) -> AgentConfig:
     """A slot's config whose memory limit is its share of the RAM (``share["ram"]``, already
-    no more than ``--memory``); one slot keeps the owner's ``--memory`` or none."""
-    if config.slots == 1 or not share["ram"]:
+    no more than ``--memory``): the whole RAM with one slot, so a task never takes more than
+    the executor advertises."""
+    if not share["ram"]:
         return config
     return dataclasses.replace(config, memory_mb=share["ram"])
 

@@ -1,8 +1,8 @@
 """How a task becomes a container: labels, limits and isolation, as pure data.
 
 Two parties set limits: the executor's owner (``--memory``, ``--cpus``: ``Limits``) and
-the task (``RunSpec.limits``).  Where both set one, the smaller applies.  With ``--slots``
-the owner's memory limit is the slot's share of the RAM unless ``--memory`` is smaller.
+the task (``RunSpec.limits``).  Where both set one, the smaller applies.  The owner's memory
+limit is the slot's share of the RAM (all of it with one slot) unless ``--memory`` is smaller.
 """
 
 from __future__ import annotations

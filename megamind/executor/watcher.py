@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from megamind.containerstates import container_status
 from megamind.executor import transfer
 from megamind.executor.deadline import RuntimeLimit
 from megamind.executor.facade import AsyncDocker
@@ -28,7 +29,7 @@ from megamind.executor.outcome import engine_time, task_outcome
 from megamind.executor.runtime import ENGINE_ERRORS, ContainerInfo
 from megamind.executor.shipper import Shipper
 from megamind.executor.spec import LABEL_TASK, container_name
-from megamind.protocol import ContainerReport, ContainerStatus, Inventory, Message, container_status
+from megamind.protocol import ContainerReport, ContainerStatus, Inventory, Message
 from megamind.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -305,7 +305,7 @@ class TaskStore:
                         (state, update.error_msg, int(update.state.holds_executor), now,
                          update.exit_code, ports,
                          state, running, running, started,
-                         int(update.state.finished), update.started_at, update.started_at,
+                         int(update.state.finished), update.started_at, started,
                          int(update.state.finished), finished,
                          update.taskid, hwid, state, update.error_msg, ports),
                     )

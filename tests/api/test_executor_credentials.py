@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from megamind.api import hub as hub_module
+from megamind.api.app import REMOVAL_CHECK_S
 from megamind.protocol import (
     AGENT_PATH,
     MAX_INVENTORY,
@@ -150,7 +151,7 @@ async def test_an_admins_revocation_closes_the_link_and_ends_the_task_within_sec
     taskid, _ = await alice.start_task(agent)
     await store.executors.remove(agent.hwid)  # the store only: the hub learns of it by itself
     await assert_token_refused(client, agent.token, helpers)  # at once
-    message = await agent.ws.receive(timeout=hub_module.REMOVAL_CHECK_S + 3)
+    message = await agent.ws.receive(timeout=REMOVAL_CHECK_S + 3)
     assert (message.type, message.data, message.extra) == (aiohttp.WSMsgType.CLOSE, POLICY_VIOLATION,
                                                            "executor removed")
     assert not hub.is_online(agent.hwid)

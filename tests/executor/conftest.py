@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import dataclasses
 import shutil
+import socket
+import time
 import uuid
 
 import aiohttp
@@ -16,6 +18,7 @@ from megamind.config import AgentConfig
 from megamind.executor.handle import Reporter, TaskHandle
 from megamind.executor.identity import Identity
 from megamind.executor.runner import Runner
+from megamind.executor.runtime import DockerRuntime
 from megamind.executor.shipper import Shipper
 from megamind.executor.watcher import Watcher
 from megamind.protocol import Message, StateReport
@@ -116,3 +119,24 @@ def busybox_image(engine, run_label, tmp_path_factory):
     yield tag
     with contextlib.suppress(docker.errors.APIError):
         engine.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def runtime(engine):
+    """The agent's blocking engine layer on the real engine."""
+    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60))
+    yield runtime
+    runtime.close()
+
+
+def read_from(port: int, timeout: float = 10) -> bytes:
+    """What a task's server says on 127.0.0.1:port, once it listens behind the engine's proxy
+    (loopback only, never a container's address)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            data = conn.recv(64)
+            if data:
+                return data
+        assert time.monotonic() < deadline, f"nothing answered on 127.0.0.1:{port}"
+        time.sleep(0.05)

@@ -3,13 +3,11 @@ then this host's engine, whose overlay2 on ext4 cannot, refusing ``--disk-quota-
 
 from __future__ import annotations
 
-import docker
 import pytest
 from click.testing import CliRunner
 
 from megamind.cli.executor import EXIT_SETTING_REFUSED, executor
 from megamind.executor.diskquota import probe, refusal, refusal_from_info
-from megamind.executor.runtime import DockerRuntime
 
 from .conftest import TEST_LABEL
 
@@ -45,13 +43,6 @@ def test_drivers_without_quotas_are_refused(info):
 
 
 # --- this host's engine -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def runtime(engine):
-    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60))
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture(scope="module")

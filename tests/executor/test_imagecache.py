@@ -18,7 +18,7 @@ import pytest
 
 from megamind.executor.facade import AsyncDocker
 from megamind.executor.imagecache import ImageCache, UseRecord, observe, plan
-from megamind.executor.runtime import DockerRuntime, EngineContainer, EngineImage
+from megamind.executor.runtime import EngineContainer, EngineImage
 from megamind.executor.spec import LABEL_HWID, LABEL_MANAGED
 
 from .conftest import TEST_LABEL
@@ -125,13 +125,6 @@ def test_the_record_survives_a_restart_and_an_unreadable_one_starts_afresh(tmp_p
 
 
 # --- a prune on the real engine ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def runtime(engine):
-    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60))
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture

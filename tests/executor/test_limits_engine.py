@@ -10,7 +10,6 @@ The image is a static busybox FROM scratch (no internet).  Containers run on net
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 import uuid
@@ -30,17 +29,10 @@ from megamind.jobspec import PortRequest, RunSpec, TaskLimits
 from megamind.states import TaskState
 from megamind.taskenv import TASK_ENV
 
-from .conftest import TEST_LABEL
+from .conftest import TEST_LABEL, read_from
 
 MiB = 1024 * 1024
 NO_NETWORK = Limits(network="none")
-
-
-@pytest.fixture(scope="module")
-def runtime(engine):
-    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60))
-    yield runtime
-    runtime.close()
 
 
 @pytest.fixture
@@ -107,16 +99,6 @@ def test_the_smaller_cpu_share_is_set(engine, runtime, make):
     assert engine.api.inspect_container(container_id)["HostConfig"]["NanoCpus"] == 1_500_000_000
 
 
-def read_from(port: int, timeout: float = 10) -> bytes:
-    """What the task's server says on 127.0.0.1:port, once it listens behind the engine's proxy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
-            data = conn.recv(64)
-            if data:
-                return data
-        assert time.monotonic() < deadline, f"nothing answered on 127.0.0.1:{port}"
-        time.sleep(0.05)
 
 
 def test_a_port_is_published_on_the_publish_address_and_reachable_there(engine, runtime, make):

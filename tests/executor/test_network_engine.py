@@ -9,7 +9,6 @@ here have names of this run's own and carry ``megamind.test=<this run>``; the ho
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 import uuid
 
@@ -23,7 +22,6 @@ from megamind.executor.network import (
     ensure_isolated,
     prepare,
 )
-from megamind.executor.runtime import DockerRuntime
 from megamind.executor.spec import (
     ISOLATED,
     ISOLATED_NETWORK,
@@ -33,14 +31,7 @@ from megamind.executor.spec import (
 )
 from megamind.jobspec import PortRequest, RunSpec
 
-from .conftest import TEST_LABEL
-
-
-@pytest.fixture(scope="module")
-def runtime(engine):
-    runtime = DockerRuntime(docker.from_env(version="auto", timeout=60))
-    yield runtime
-    runtime.close()
+from .conftest import TEST_LABEL, read_from
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +98,6 @@ async def test_the_default_mode_makes_the_hosts_isolated_network(engine, runtime
     assert engine.networks.get(ISOLATED_NETWORK).attrs["Options"][ICC_OPTION] == "false"
 
 
-def read_from(port: int, timeout: float = 10) -> bytes:
-    """What the task's server says on 127.0.0.1:port (loopback only, never a container's address)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
-            data = conn.recv(64)
-            if data:
-                return data
-        assert time.monotonic() < deadline, f"nothing answered on 127.0.0.1:{port}"
-        time.sleep(0.05)
 
 
 def test_tasks_join_the_isolated_network_and_still_publish_ports(engine, runtime, labelled, name, busybox_image,

@@ -120,9 +120,9 @@ def test_each_slots_tasks_are_limited_to_its_share_of_the_ram():
     share = {"ram": 4000}  # what the slot reports: RAM/N, or --memory if smaller (`slot_hardware`)
     assert with_memory_share(AgentConfig(slots=4), share).memory_mb == 4000
     assert Limits.of(with_memory_share(AgentConfig(slots=4), share)).memory_mb == 4000
-    # One slot: the owner's --memory, or none, as before.
-    assert with_memory_share(AgentConfig(slots=1), share).memory_mb is None
-    assert with_memory_share(AgentConfig(slots=1, memory_mb=512), share).memory_mb == 512
+    # One slot: all of the RAM it reports (no more than the owner's --memory).
+    assert with_memory_share(AgentConfig(slots=1), share).memory_mb == 4000
+    assert with_memory_share(AgentConfig(slots=1, memory_mb=512), {"ram": 512}).memory_mb == 512
     # RAM unknown (no /proc/meminfo): nothing to share out.
     assert with_memory_share(AgentConfig(slots=4), {"ram": 0}).memory_mb is None
 

@@ -396,3 +396,13 @@ async def test_a_run_that_ended_during_a_long_silence_is_billed_up_to_the_silenc
     await store.ledger.seen_again(executor)
     await store.tasks.set_states(executor, [exited(taskid, started, started + 100)])
     assert await totals(store, taskid) == (10_000, 10_000_000)
+
+
+async def test_a_run_reported_from_an_agent_clock_ahead_never_ends_before_it_starts(store, owner, executor, clock):
+    # Both moments of the end report lie ahead of the API's clock (its estimate of the agent's
+    # clock is off by a little): each is brought back to now, so the run is never negative.
+    taskid = await placed(store, owner, executor)
+    ahead = clock.now + 0.005
+    await store.tasks.set_states(executor, [exited(taskid, ahead, ahead + 0.001)])
+    row = await store.db.fetchone("SELECT started_at, finished_at FROM tasks WHERE taskid = ?", (taskid,))
+    assert row["started_at"] <= row["finished_at"] == clock.now
