@@ -1,6 +1,7 @@
 """Every way a call can fail answers JSON {code, message} with a fitting status."""
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -37,6 +38,29 @@ async def test_missing_api_key(client, helpers, method, path):
 async def test_unknown_api_key(client, alice, helpers, method, path):
     for key in ("mk_" + "x" * 43, "nonsense", alice.key + "x", alice.key[:-1], alice.key.upper()):
         status, body = await raw(client, method, path, json={}, headers={"api-key": key})
+        helpers.assert_error(status, body, 401, 4)
+
+
+def basic_auth(name: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()
+
+
+async def test_the_api_key_may_come_as_bearer_or_as_basic_with_the_account_name(client, alice, new_account, helpers):
+    bob = await new_account("bob")
+    basic = basic_auth(alice.name, alice.key)
+    for authorization in (f"Bearer {alice.key}", f"bearer  {alice.key} ", basic):
+        status, body = await raw(client, "GET", "/api/v1/gettasklist", headers={"Authorization": authorization})
+        assert (status, body) == (200, []), authorization
+    refused = (
+        basic_auth(bob.name, alice.key),  # another account's name
+        basic_auth(alice.name, ""),
+        "Basic !!!not-base64",
+        "Bearer ",
+        f"Token {alice.key}",
+        f"Bearer {alice.key}x",
+    )
+    for authorization in refused:
+        status, body = await raw(client, "GET", "/api/v1/gettasklist", headers={"Authorization": authorization})
         helpers.assert_error(status, body, 401, 4)
 
 

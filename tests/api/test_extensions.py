@@ -12,7 +12,7 @@ from megamind.api.keys import store_key
 DETAIL_KEYS = {"taskid", "ip", "image", "params", "state", "error_msg", "state_name", "hwid",
                "executor_online", "pending_command", "phase", "created_at", "updated_at", "progress", "results",
                "requirements", "command", "env", "workdir", "limits", "priority", "queue_position", "pending_reason",
-               "ports", "exit_code", "cancelled", "price", "billed_seconds", "cost", "placed_at", "started_at",
+               "ports", "exit_code", "cancelled", "labels", "price", "billed_seconds", "cost", "placed_at", "started_at",
                "finished_at"}
 EXECUTOR_KEYS = {"hwid", "status", "online", "busy", "taskid", "gpus", "cpus", "ram", "network",
                  "calculated_perfomance_rating", "cost", "ip", "last_seen"}

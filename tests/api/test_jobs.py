@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from megamind.api.keys import store_key
 from megamind.jobspec import queue_timed_out
 
 IMAGE = "megamind.network/helloworld:latest"
@@ -94,6 +95,17 @@ async def test_every_field_reaches_the_agent_and_the_detail(alice, owner, new_ag
     assert body["placed_at"] is not None and body["state"] == 3
 
 
+async def test_labels_are_kept_with_the_task_and_listed_by_them(alice, agent, client):
+    labels = {"jobproxy.user": "ann", "team": "vision models"}
+    taskid = await submitted(alice, hwid=agent.hwid, labels=labels)
+    other = await submitted(alice, labels={"team": "other"})
+    assert (await detail(alice, taskid))["labels"] == labels
+    assert (await detail(alice, other))["labels"] == {"team": "other"}
+    account = await client.app[store_key].accounts.get_by_name(alice.name)
+    listed = await client.app[store_key].tasks.details_for_account(account.id, label=("team", "vision models"))
+    assert [d.task.taskid for d in listed] == [taskid]
+
+
 async def test_a_command_list_is_run_as_given(alice, agent):
     await submitted(alice, command=["sh", "-c", "echo 'a  b'"])
     assert (await agent.command())["spec"]["command"] == ["sh", "-c", "echo 'a  b'"]
@@ -145,6 +157,11 @@ BAD_FIELDS = [
     ({"command": []}, "command"),
     ({"command": ["a", 1]}, "command"),
     ({"command": 5}, "command"),
+    ({"labels": {"Team": "a"}}, "labels"),
+    ({"labels": {"team": "a\nb"}}, "labels"),
+    ({"labels": {"team": 1}}, "labels"),
+    ({"labels": {f"k{i}": "v" for i in range(17)}}, "labels"),
+    ({"labels": {"team": "x" * 257}}, "labels"),
 ]
 
 

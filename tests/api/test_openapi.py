@@ -59,7 +59,7 @@ CONTRACT_ANSWERS = {
     ("get", "/api/v1/gettasklogs/{taskid}"): {"$ref": "#/components/schemas/TaskLogs"},
 }
 # addtask's fields beyond the contract's three: each optional, so a client of the contract sees no change.
-ADDTASK_EXTENSIONS = {"inputs", "requirements", "command", "env", "workdir", "ports", "limits", "priority",
+ADDTASK_EXTENSIONS = {"inputs", "requirements", "command", "env", "workdir", "ports", "limits", "priority", "labels",
                       "queue_timeout"}
 
 

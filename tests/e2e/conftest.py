@@ -206,7 +206,7 @@ def wait_connected(ex: Executor, connections_before: int, timeout: float = 20.0)
     while time.monotonic() < deadline:
         if ex.proc.poll() is not None:
             raise AssertionError(f"agent exited with {ex.proc.returncode}:\n{ex.log_text()}")
-        if ex.connections() > connections_before:
+        if ex.connections() > connections_before and ex.online():
             return
         time.sleep(0.05)
     raise AssertionError(f"agent never came online:\n{ex.log_text()}")

@@ -5,11 +5,13 @@ The registry and the API server come from `megamind.testing`, shared with the be
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,6 @@ class Executor:
 
     @property
     def hwid(self) -> str | None:
-        import json
-
         try:
             return json.loads((self.state_dir / "identity.json").read_text())["hwid"]
         except FileNotFoundError:
@@ -58,6 +58,13 @@ class Executor:
     def connections(self) -> int:
         """How many times the agent has said it is connected (the API welcomed it)."""
         return self.log_text().count("megamind.executor.link: connected to")
+
+    def online(self) -> bool:
+        """Whether the API counts this executor online: it is welcomed first, and online once
+        the API has read its inventory (only then may tasks be placed on it)."""
+        request = urllib.request.Request(f"{self.api_url}/api/v1/executors", headers={"api-key": self.api_key})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return any(item["hwid"] == self.hwid and item["online"] for item in json.load(answer))
 
 
 def _alive(pid: int) -> bool:
